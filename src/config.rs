@@ -1,0 +1,120 @@
+//! The one [`Config`] that every part of the server reads.
+//!
+//! It is built once (from the command line in `main.rs`, or by hand in tests) and shared by
+//! reference; nothing else carries settings around. Every field is a flag, so the doc comment
+//! on a field is also its line in `--help`.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+
+/// What the server does with the messages a client sends.
+///
+/// The connection code matches on this, so each behaviour lives in one place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Send the welcome, then answer each text message with `Hello from server, you said:
+    /// "<message>"` and echo binary messages unchanged (the Node `ws` tutorial).
+    #[default]
+    Echo,
+    /// Echo every text and binary message back unchanged, with no welcome: for protocol
+    /// testing and conformance suites.
+    Raw,
+}
+
+/// Everything the server needs to know, as one value.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// What to do with messages: `echo` (welcome + prefixed reply) or `raw` (verbatim echo, no
+    /// welcome).
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    pub mode: Mode,
+
+    /// Text frame sent to each client when it connects (echo and broadcast modes); an empty
+    /// string sends none.
+    #[arg(long, default_value = "Welcome to the WebSocket server!")]
+    pub welcome: String,
+
+    /// Largest message (and frame) a client may send, in bytes or with a KiB/MiB/GiB suffix;
+    /// a larger one is refused with close code 1009.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Seconds a client gets to send its HTTP request and finish the upgrade; a slower one is
+    /// disconnected (slowloris defence).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub handshake_timeout: Duration,
+
+    /// Seconds of silence from a client after which the server pings it; 0 disables pings.
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_seconds)]
+    pub ping_interval: Duration,
+
+    /// Seconds a pinged client has to send anything back, and that a client has to take
+    /// delivery of what the server is sending it, before it is disconnected.
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_seconds)]
+    pub ping_timeout: Duration,
+
+    /// Seconds each client gets to answer the server's close frame (on shutdown or after an
+    /// error) before its connection is dropped.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_seconds)]
+    pub close_timeout: Duration,
+
+    /// Most clients served at once; the next one gets `503 Service Unavailable`.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Origin allowed to open a WebSocket (repeat the flag for several); others get `403
+    /// Forbidden`. Default: any origin.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+
+    /// Broadcast mode: messages a client may have waiting to be sent to it; a client that
+    /// falls this far behind is disconnected with close code 1013.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_queue: usize,
+}
+
+impl Default for Config {
+    /// The same values the command line gives when no flag is passed, so that tests and
+    /// embedders start from what users get.
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        Defaults::parse_from(["wsecho"]).config
+    }
+}
+
+/// Parses a byte count such as `1048576`, `512KiB`, `64MiB` or `1GiB` (`K`, `M`, `G` and
+/// `KB`, `MB`, `GB` mean the same binary multiples; case does not matter).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: expected e.g. 65536, 512KiB or 64MiB"))?;
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}`: use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Parses a number of seconds, fractions allowed (`0.5`), into a [`Duration`].
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a valid duration"))
+}

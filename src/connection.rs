@@ -1,0 +1,406 @@
+//! One client, from the accepted TCP socket to the last close frame.
+//!
+//! The life of a connection: read the HTTP request head (bounded by the handshake timeout),
+//! answer plain HTTP or upgrade, send the welcome, then loop over three events: a message
+//! from the client, the keepalive timer, and the server's shutdown signal. However it ends,
+//! the client is told why with a close frame when it is still there to hear it, and the end
+//! is logged once with the peer address.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use log::{debug, info};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, error::ProtocolError};
+
+use crate::config::Mode;
+use crate::http::{self, Route};
+use crate::server::Shared;
+use crate::shutdown::Shutdown;
+
+/// The WebSocket stream every session speaks over.
+pub(crate) type Socket = WebSocketStream<TcpStream>;
+
+/// How many messages that have already arrived are answered before the replies are flushed
+/// together. Batching saves a system call per message when a client pipelines; the cap keeps
+/// one busy client from delaying its own replies for long.
+const BATCH: usize = 64;
+
+/// Why a session ended: decides the close frame sent, if any, and the log line.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The client sent a close frame (tungstenite has already answered it).
+    ClientClosed(Option<CloseFrame>),
+    /// The TCP connection went away without a close handshake.
+    Vanished(String),
+    /// The client broke the protocol; it is told so with this close frame.
+    Violation(CloseFrame),
+    /// The server is shutting down.
+    Shutdown,
+    /// The client answered neither data nor a ping within the ping timeout.
+    PingTimeout,
+    /// The client stopped reading what the server sends it.
+    NotReading,
+}
+
+impl End {
+    /// The close frame to send, if the client may still be listening.
+    fn close_frame(&self) -> Option<CloseFrame> {
+        match self {
+            End::ClientClosed(_) | End::Vanished(_) | End::NotReading => None,
+            End::Violation(frame) => Some(frame.clone()),
+            End::Shutdown => Some(close_frame(CloseCode::Away, "server shutting down")),
+            End::PingTimeout => Some(close_frame(CloseCode::Policy, "ping timeout")),
+        }
+    }
+
+    /// Maps an error from reading the socket to how the session ends: tungstenite reports a
+    /// client's protocol violation as an error and would just drop the connection; RFC 6455
+    /// wants the matching close code sent first.
+    pub(crate) fn from_read_error(error: tungstenite::Error) -> End {
+        use tungstenite::Error;
+        match error {
+            Error::ConnectionClosed | Error::AlreadyClosed => End::ClientClosed(None),
+            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                End::Vanished("connection reset without a close frame".into())
+            }
+            Error::Io(error) => End::Vanished(error.to_string()),
+            Error::Utf8(_) => End::Violation(close_frame(CloseCode::Invalid, "invalid UTF-8")),
+            Error::Capacity(error) => {
+                End::Violation(close_frame(CloseCode::Size, &error.to_string()))
+            }
+            Error::Protocol(error) => {
+                End::Violation(close_frame(CloseCode::Protocol, &error.to_string()))
+            }
+            other => End::Violation(close_frame(CloseCode::Error, &other.to_string())),
+        }
+    }
+}
+
+/// Builds a close frame; the reason is cut to the 123 bytes a close frame can hold.
+pub(crate) fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&reason[..end]),
+    }
+}
+
+/// Serves one accepted TCP connection until it ends or the server shuts down.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    mut shutdown: Shutdown,
+) {
+    let handshake = timeout(
+        shared.config.handshake_timeout,
+        handshake(stream, peer, shared),
+    );
+    let (mut socket, path) = tokio::select! {
+        outcome = handshake => match outcome {
+            Ok(Some(upgraded)) => upgraded,
+            Ok(None) => return,
+            Err(_) => {
+                debug!("peer {peer}: handshake not finished within {:?}; closed", shared.config.handshake_timeout);
+                return;
+            }
+        },
+        _ = shutdown.recv() => return,
+    };
+    info!("peer {peer} connected to {path}");
+
+    let end = match shared.config.mode {
+        Mode::Echo | Mode::Raw => echo(&mut socket, peer, shared, &mut shutdown).await,
+    };
+    finish(&mut socket, peer, end, shared.config.close_timeout).await;
+}
+
+/// Reads the request and either answers it as plain HTTP (returning `None`) or completes the
+/// WebSocket upgrade, returning the socket and the request path.
+async fn handshake(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<(Socket, String)> {
+    let request = match http::read_request(&mut stream).await {
+        Ok(request) => request,
+        Err(error) => {
+            debug!("peer {peer}: {error}");
+            if let Some(response) = http::Response::for_error(&error) {
+                let _ = http::answer(&mut stream, &response).await;
+            }
+            return None;
+        }
+    };
+    match http::route(&request.head, &shared.config) {
+        Route::Answer(response) => {
+            info!(
+                "peer {peer}: {} {} -> {}",
+                request.head.method(),
+                request.head.uri(),
+                response.status
+            );
+            if let Err(error) = http::answer(&mut stream, &response).await {
+                debug!("peer {peer}: could not send the HTTP answer: {error}");
+            }
+            None
+        }
+        Route::Upgrade(response) => {
+            if let Err(error) = http::send_upgrade(&mut stream, &response).await {
+                debug!("peer {peer}: gone during the handshake: {error}");
+                return None;
+            }
+            let path = request.head.uri().path().to_owned();
+            let socket = WebSocketStream::from_partially_read(
+                stream,
+                request.tail,
+                Role::Server,
+                Some(shared.websocket_config),
+            )
+            .await;
+            Some((socket, path))
+        }
+    }
+}
+
+/// Echo and raw modes: answer each message on the same connection.
+async fn echo(
+    socket: &mut Socket,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &mut Shutdown,
+) -> End {
+    let config = &shared.config;
+    if let Some(welcome) = shared.welcome.clone() {
+        if let Err(end) = send(socket, Message::Text(welcome), config.ping_timeout).await {
+            return end;
+        }
+        if let Err(end) = flush(socket, config.ping_timeout).await {
+            return end;
+        }
+    }
+    let mut keepalive = Keepalive::new(config.ping_interval, config.ping_timeout);
+    let mut timer = pin!(sleep_until(keepalive.deadline()));
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.recv() => return End::Shutdown,
+            message = socket.next() => message,
+            _ = &mut timer => {
+                match keepalive.on_timer() {
+                    Tick::Ping => {
+                        if let Err(end) = send(socket, Message::Ping(Default::default()), config.ping_timeout).await {
+                            return end;
+                        }
+                        if let Err(end) = flush(socket, config.ping_timeout).await {
+                            return end;
+                        }
+                    }
+                    Tick::Expired => return End::PingTimeout,
+                    Tick::Wait => {}
+                }
+                timer.as_mut().reset(keepalive.deadline());
+                continue;
+            }
+        };
+        // Answer this message and any others that have already arrived, then flush once.
+        let mut next = first;
+        let mut answered = 0;
+        loop {
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => return End::from_read_error(error),
+                None => return End::ClientClosed(None),
+            };
+            keepalive.heard();
+            log_message(peer, &message);
+            if let Message::Close(frame) = message {
+                // tungstenite queued the reply; flushing sends it and ends the session.
+                let _ = flush(socket, config.close_timeout).await;
+                return End::ClientClosed(frame);
+            }
+            if let Some(reply) = reply_to(message, config.mode)
+                && let Err(end) = send(socket, reply, config.ping_timeout).await
+            {
+                return end;
+            }
+            answered += 1;
+            if answered == BATCH {
+                break;
+            }
+            match socket.next().now_or_never() {
+                Some(message) => next = message,
+                None => break,
+            }
+        }
+        if let Err(end) = flush(socket, config.ping_timeout).await {
+            return end;
+        }
+    }
+}
+
+/// Logs a received message at debug level: its kind and size, not its content.
+pub(crate) fn log_message(peer: SocketAddr, message: &Message) {
+    let kind = match message {
+        Message::Text(_) => "text",
+        Message::Binary(_) => "binary",
+        Message::Ping(_) => "ping",
+        Message::Pong(_) => "pong",
+        Message::Close(_) => "close",
+        Message::Frame(_) => "frame",
+    };
+    debug!("peer {peer} sent {kind} ({} bytes)", message.len());
+}
+
+/// The answer to one message in echo or raw mode; `None` for control frames, which
+/// tungstenite answers itself.
+fn reply_to(message: Message, mode: Mode) -> Option<Message> {
+    match message {
+        Message::Text(text) if mode == Mode::Echo => Some(Message::Text(prefixed_reply(&text))),
+        Message::Text(_) | Message::Binary(_) => Some(message),
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => None,
+    }
+}
+
+/// `Hello from server, you said: "<text>"`, built with one allocation of the right size.
+fn prefixed_reply(text: &str) -> Utf8Bytes {
+    const PREFIX: &str = "Hello from server, you said: \"";
+    let mut reply = String::with_capacity(PREFIX.len() + text.len() + 1);
+    reply.push_str(PREFIX);
+    reply.push_str(text);
+    reply.push('"');
+    Utf8Bytes::from(reply)
+}
+
+/// Queues a message, waiting for room in the socket at most `limit`: a client that does not
+/// read for that long is dropped rather than left to hold the server's memory.
+pub(crate) async fn send(
+    socket: &mut Socket,
+    message: Message,
+    limit: Duration,
+) -> Result<(), End> {
+    match timeout(limit, socket.feed(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(End::from_read_error(error)),
+        Err(_) => Err(End::NotReading),
+    }
+}
+
+/// Writes out everything queued, waiting at most `limit` (see [`send`]).
+pub(crate) async fn flush(socket: &mut Socket, limit: Duration) -> Result<(), End> {
+    match timeout(limit, socket.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(End::from_read_error(error)),
+        Err(_) => Err(End::NotReading),
+    }
+}
+
+/// Sends the close frame the ending calls for, waits (at most `close_timeout`) for the
+/// client's answer, and logs the end once.
+pub(crate) async fn finish(
+    socket: &mut Socket,
+    peer: SocketAddr,
+    end: End,
+    close_timeout: Duration,
+) {
+    match &end {
+        End::ClientClosed(Some(frame)) => {
+            info!("peer {peer} disconnected ({} {})", frame.code, frame.reason)
+        }
+        End::ClientClosed(None) => info!("peer {peer} disconnected"),
+        End::Vanished(why) => info!("peer {peer} disconnected without a close frame: {why}"),
+        End::Violation(frame) => info!("peer {peer} closed with {}: {}", frame.code, frame.reason),
+        End::Shutdown => debug!("peer {peer}: closing for shutdown"),
+        End::PingTimeout => info!("peer {peer} timed out: no answer to ping"),
+        End::NotReading => info!("peer {peer} dropped: not reading what it is sent"),
+    }
+    let Some(frame) = end.close_frame() else {
+        return;
+    };
+    let _ = timeout(close_timeout, async {
+        if socket.close(Some(frame)).await.is_err() {
+            return;
+        }
+        // Read until the client's close frame (or anything that ends the stream).
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+}
+
+/// The keepalive clock: pings a client that has been silent for `interval`, and gives up on
+/// it when a further `timeout` passes with nothing heard.
+///
+/// Hearing from the client only records the time; the timer itself is re-armed only when it
+/// fires, so a busy connection does not touch the timer wheel per message.
+struct Keepalive {
+    interval: Duration,
+    timeout: Duration,
+    last_heard: Instant,
+    /// When the outstanding ping was sent, if one is.
+    pinged_at: Option<Instant>,
+}
+
+/// What the keepalive timer firing means.
+enum Tick {
+    /// The client has been silent for a whole interval: ping it.
+    Ping,
+    /// The client did not answer the ping in time.
+    Expired,
+    /// The client was heard from meanwhile: nothing to do yet.
+    Wait,
+}
+
+impl Keepalive {
+    fn new(interval: Duration, timeout: Duration) -> Self {
+        Keepalive {
+            interval,
+            timeout,
+            last_heard: Instant::now(),
+            pinged_at: None,
+        }
+    }
+
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+
+    /// When the timer should next fire; far in the future when pings are off.
+    fn deadline(&self) -> Instant {
+        if self.interval.is_zero() {
+            return Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        }
+        match self.pinged_at {
+            Some(pinged_at) if self.last_heard < pinged_at => pinged_at + self.timeout,
+            _ => self.last_heard + self.interval,
+        }
+    }
+
+    fn on_timer(&mut self) -> Tick {
+        let now = Instant::now();
+        if let Some(pinged_at) = self.pinged_at {
+            if self.last_heard < pinged_at {
+                return if now >= pinged_at + self.timeout {
+                    Tick::Expired
+                } else {
+                    Tick::Wait
+                };
+            }
+            self.pinged_at = None;
+        }
+        if self.interval.is_zero() || now < self.last_heard + self.interval {
+            return Tick::Wait;
+        }
+        self.pinged_at = Some(now);
+        Tick::Ping
+    }
+}

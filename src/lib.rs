@@ -1,0 +1,20 @@
+//! wsecho: a small, fast, correct WebSocket echo and test server.
+//!
+//! The binary (`src/main.rs`) only parses flags, binds and calls [`serve`]; everything else
+//! lives here, one concern per module:
+//!
+//! - `config`: the one [`Config`], built from the command line.
+//! - `server`: listening, accepting, the connection limit and shutdown fan-out.
+//! - `shutdown`: the shutdown signal and the wait for every task to finish.
+//! - `http`: plain-HTTP answers on the WebSocket port and the upgrade decision.
+//! - `connection`: one client's session: welcome, echo loop, keepalive, close.
+
+mod config;
+mod connection;
+mod http;
+mod server;
+mod shutdown;
+
+pub use config::{Config, Mode, parse_seconds, parse_size};
+pub use http::CLIENT_HTML;
+pub use server::{bind, serve};

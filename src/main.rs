@@ -1,0 +1,83 @@
+//! The `wsecho` command: parse flags, set up logging, bind, and serve until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use log::info;
+
+/// A WebSocket echo and test server: connect with ws://HOST:PORT, or open http://HOST:PORT/
+/// in a browser for the bundled client page.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address or name to listen on (every address it resolves to); `0.0.0.0` or `::` to
+    /// accept clients from other machines.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+
+    /// Port to listen on; 0 picks a free one (the log says which).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    port: u16,
+
+    /// Worker threads; 1 runs everything on a single thread. Default: one per core.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    #[command(flatten)]
+    config: wsecho::Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let runtime = match cli.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wsecho: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listeners = match wsecho::bind(&cli.host, cli.port).await {
+            Ok(listeners) => listeners,
+            Err(error) => {
+                eprintln!("wsecho: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for listener in &listeners {
+            if let Ok(address) = listener.local_addr() {
+                info!("listening on ws://{address}");
+            }
+        }
+        wsecho::serve(listeners, cli.config, terminate()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn terminate() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut sigterm) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

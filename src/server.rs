@@ -1,0 +1,205 @@
+//! Accepting connections: listening sockets, the connection limit, and shutdown fan-out.
+//!
+//! [`serve`] runs one accept loop per listening socket (a host name such as `localhost` can
+//! stand for both `127.0.0.1` and `::1`). Each accepted client gets a task that owns a permit
+//! from the connection limit, so a slot is freed exactly when the task ends, however it ends.
+//! When the shutdown future resolves, every task is told to stop and `serve` returns once all
+//! of them have sent their close frames and finished.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use tokio::net::{TcpListener, TcpStream, lookup_host};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::config::Config;
+use crate::connection;
+use crate::http;
+use crate::shutdown::{Coordinator, Shutdown};
+
+/// What every connection task reads: the configuration and the values derived from it once.
+pub(crate) struct Shared {
+    pub config: Config,
+    /// tungstenite's limits and buffer sizes, derived from `config`.
+    pub websocket_config: WebSocketConfig,
+    /// The welcome frame's payload, made once so each connection only bumps a count.
+    pub welcome: Option<Utf8Bytes>,
+}
+
+impl Shared {
+    fn new(config: Config) -> Self {
+        let websocket_config = WebSocketConfig::default()
+            .max_message_size(Some(config.max_message_size))
+            .max_frame_size(Some(config.max_message_size));
+        let welcome = match config.mode {
+            crate::Mode::Raw => None,
+            _ if config.welcome.is_empty() => None,
+            _ => Some(Utf8Bytes::from(config.welcome.clone())),
+        };
+        Shared {
+            config,
+            websocket_config,
+            welcome,
+        }
+    }
+}
+
+/// Most clients being refused (answered `503`) at once; beyond it an excess client's socket is
+/// simply closed, so a flood past the connection limit cannot grow the refusals without bound.
+const MAX_REFUSALS: usize = 256;
+
+/// Resolves `host` and listens on `port` at every address it stands for.
+///
+/// With port 0 the first address picks a free port and the others use the same one, so one
+/// port number reaches the server whichever address a client resolves the name to. An address
+/// this machine does not have (e.g. `::1` with IPv6 off) is skipped with a warning; any other
+/// failure is an error that names the address.
+pub async fn bind(host: &str, port: u16) -> io::Result<Vec<TcpListener>> {
+    let mut addresses: Vec<SocketAddr> = lookup_host((host, port))
+        .await
+        .map_err(|error| io::Error::new(error.kind(), format!("cannot resolve {host}: {error}")))?
+        .collect();
+    addresses.dedup();
+    let mut listeners = Vec::with_capacity(addresses.len());
+    let mut chosen_port = port;
+    for mut address in addresses {
+        address.set_port(chosen_port);
+        match TcpListener::bind(address).await {
+            Ok(listener) => {
+                chosen_port = listener.local_addr()?.port();
+                listeners.push(listener);
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+                ) || error.raw_os_error() == Some(97) =>
+            {
+                warn!("not listening on {address}: {error}");
+            }
+            Err(error) => {
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("cannot listen on {address}: {error}"),
+                ));
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("cannot listen on {host}:{port}: no usable address"),
+        ));
+    }
+    Ok(listeners)
+}
+
+/// Serves WebSocket clients on `listeners` until `shutdown` resolves, then closes every
+/// connection with close code 1001 and returns once all of them are gone.
+pub async fn serve(listeners: Vec<TcpListener>, config: Config, shutdown: impl Future) {
+    let shared = Arc::new(Shared::new(config));
+    let coordinator = Coordinator::new();
+    let limits = Limits {
+        connections: Arc::new(Semaphore::new(shared.config.max_connections)),
+        refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+    };
+    for listener in listeners {
+        tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            limits.clone(),
+            coordinator.handle(),
+        ));
+    }
+    shutdown.await;
+    let open = shared.config.max_connections - limits.connections.available_permits();
+    info!("shutting down: closing {open} connection(s)");
+    coordinator.shut_down().await;
+    info!("all connections closed");
+}
+
+/// The connection limit, as permits that travel with each connection's task.
+#[derive(Clone)]
+struct Limits {
+    /// One permit per client being served.
+    connections: Arc<Semaphore>,
+    /// One permit per client being told `503`.
+    refusals: Arc<Semaphore>,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limits: Limits,
+    mut shutdown: Shutdown,
+) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.recv() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors or memory, or a client that gave up while queued:
+                // wait a moment rather than spin, and keep serving.
+                warn!("accept failed: {error}; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.recv() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        let _ = stream.set_nodelay(true);
+        let task_shutdown = shutdown.clone();
+        match limits.connections.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    connection::serve(stream, peer, &shared, task_shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => match limits.refusals.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let handshake_timeout = shared.config.handshake_timeout;
+                    tokio::spawn(async move {
+                        refuse(stream, peer, handshake_timeout, task_shutdown).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => debug!("peer {peer}: over the connection limit; closed"),
+            },
+        }
+    }
+}
+
+/// Answers a client over the connection limit with `503`, after reading its request so the
+/// answer is not lost to a reset.
+async fn refuse(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    handshake_timeout: Duration,
+    mut shutdown: Shutdown,
+) {
+    info!("peer {peer}: refused, connection limit reached");
+    let response = http::Response::busy();
+    tokio::select! {
+        _ = tokio::time::timeout(handshake_timeout, async {
+            if http::read_request(&mut stream).await.is_ok() {
+                let _ = http::answer(&mut stream, &response).await;
+            }
+        }) => {}
+        _ = shutdown.recv() => {}
+    }
+}
