@@ -1,0 +1,108 @@
+//! The built binary: its help, its errors, and shutdown on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_wsecho");
+
+#[test]
+fn help_lists_every_flag_with_its_default() {
+    let output = Command::new(BINARY).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "--host",
+        "[default: localhost]",
+        "--port",
+        "[default: 8080]",
+        "[env: PORT=",
+        "--mode",
+        "echo",
+        "raw",
+        "--welcome",
+        "[default: \"Welcome to the WebSocket server!\"]",
+    ] {
+        assert!(
+            help.contains(expected),
+            "--help lacks {expected:?}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_flag_exits_nonzero() {
+    let output = Command::new(BINARY).arg("--mode=shout").output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("shout"));
+}
+
+#[test]
+fn a_port_in_use_is_one_clear_line_and_exit_code_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = Command::new(BINARY)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.to_lowercase().contains("in use"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn logs_the_port_it_picked_serves_and_exits_0_on_sigterm_after_closing_with_1001() {
+    let mut child = Command::new(BINARY)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let address = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(log.read_line(&mut line).unwrap() > 0, "log ended early");
+            if let Some(rest) = line.split("listening on ws://").nth(1) {
+                return (rest.trim().to_owned(), log);
+            }
+        }
+    });
+    let (address, _log) = within("the listening line", address).await.unwrap();
+    let (mut client, _) = within(
+        "connect",
+        tokio_tungstenite::connect_async(format!("ws://{address}")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_text(&mut client).await,
+        "Welcome to the WebSocket server!"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    expect_close_code(&mut client, CloseCode::Away).await;
+    let status = within(
+        "the process to exit",
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,261 @@
+//! Helpers shared by the integration tests: a server on a loopback port, WebSocket and raw
+//! TCP clients, and bounded waits so a broken server fails a test instead of hanging it.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub use wsecho::{Config, Mode};
+
+/// Upper bound for anything a test waits on; generous so slow CI machines still pass.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Waits for `future`, failing the test with `what` if it takes longer than [`PATIENCE`].
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// A wsecho server on 127.0.0.1 with a port the OS picked.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(wsecho::serve(vec![listener], config, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn with_mode(mode: Mode) -> Self {
+        Self::start(Config {
+            mode,
+            ..Config::default()
+        })
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Starts shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts the server down and waits until `serve` has returned.
+    pub async fn shut_down(mut self) {
+        self.begin_shutdown();
+        within("serve to return after shutdown", &mut self.task)
+            .await
+            .unwrap();
+    }
+
+    pub async fn connect(&self, path: &str) -> Client {
+        within("connect", connect_async(self.url(path)))
+            .await
+            .expect("WebSocket handshake")
+            .0
+    }
+
+    /// Connects and reads the welcome frame, checking it is the default one.
+    pub async fn connect_welcomed(&self, path: &str) -> Client {
+        let mut client = self.connect(path).await;
+        assert_eq!(
+            next_text(&mut client).await,
+            "Welcome to the WebSocket server!"
+        );
+        client
+    }
+}
+
+/// The next data message; fails the test on anything else.
+pub async fn next_message(client: &mut Client) -> Message {
+    loop {
+        let message = within("a message", client.next())
+            .await
+            .expect("stream ended")
+            .expect("read error");
+        match message {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+pub async fn next_text(client: &mut Client) -> String {
+    match next_message(client).await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+pub async fn send_text(client: &mut Client, text: &str) {
+    within("send", client.send(Message::text(text)))
+        .await
+        .unwrap();
+}
+
+/// Reads until the server's close frame and returns it (`None` if the server closed with no
+/// frame or just dropped the connection).
+pub async fn close_frame(client: &mut Client) -> Option<CloseFrame> {
+    loop {
+        match within("the close frame", client.next()).await {
+            Some(Ok(Message::Close(frame))) => return frame,
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+pub async fn expect_close_code(client: &mut Client, code: CloseCode) -> CloseFrame {
+    let frame = close_frame(client)
+        .await
+        .unwrap_or_else(|| panic!("expected close code {code}, got no close frame"));
+    assert_eq!(frame.code, code, "close reason: {}", frame.reason);
+    frame
+}
+
+/// Sends `request` as raw bytes and returns the whole HTTP response (the server closes after
+/// a plain-HTTP answer).
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut bytes = Vec::new();
+    within("the HTTP response", stream.read_to_end(&mut bytes))
+        .await
+        .unwrap();
+    HttpResponse::parse(&bytes)
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    raw_http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
+    .await
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn parse(bytes: &[u8]) -> Self {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(bytes)));
+        let head = std::str::from_utf8(&bytes[..end]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let headers = lines
+            .map(|line| {
+                let (name, value) = line.split_once(':').unwrap();
+                (name.trim().to_ascii_lowercase(), value.trim().to_owned())
+            })
+            .collect();
+        HttpResponse {
+            status,
+            headers,
+            body: bytes[end + 4..].to_vec(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub const UPGRADE_REQUEST: &str = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// Completes a handshake by hand and returns the bare TCP stream, so a test can write frames
+/// the WebSocket client library would refuse to produce.
+pub async fn raw_websocket(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(UPGRADE_REQUEST.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        within("the 101 response", stream.read_exact(&mut byte))
+            .await
+            .unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// Wraps a stream whose handshake was done by hand in a WebSocket client, to read what the
+/// server sends back.
+pub async fn as_client(stream: TcpStream) -> Client {
+    WebSocketStream::from_raw_socket(MaybeTlsStream::Plain(stream), Role::Client, None).await
+}
+
+/// One client frame, encoded by hand: `opcode` with FIN set, masked with `mask` unless it
+/// is `None`.
+pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut bytes = vec![0x80 | opcode];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        len if len < 126 => bytes.push(mask_bit | len as u8),
+        len if len < 65536 => {
+            bytes.push(mask_bit | 126);
+            bytes.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            bytes.push(mask_bit | 127);
+            bytes.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(mask) => {
+            bytes.extend_from_slice(&mask);
+            bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        }
+        None => bytes.extend_from_slice(payload),
+    }
+    bytes
+}
+
+pub const MASK: Option<[u8; 4]> = Some([0x12, 0x34, 0x56, 0x78]);

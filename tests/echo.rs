@@ -1,0 +1,186 @@
+//! The tutorial behaviour and the raw echo, as a WebSocket client sees them.
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+#[tokio::test]
+async fn sends_the_welcome_then_prefixes_each_text_message() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let mut client = server.connect_welcomed("/").await;
+    for text in ["hello", "héllo wörld ✓ 🎉", "", "quote \" inside"] {
+        send_text(&mut client, text).await;
+        assert_eq!(
+            next_text(&mut client).await,
+            format!("Hello from server, you said: \"{text}\"")
+        );
+    }
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn answers_a_one_megabyte_message() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let mut client = server.connect_welcomed("/").await;
+    let big: String = (0..1_000_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    send_text(&mut client, &big).await;
+    let reply = next_text(&mut client).await;
+    assert_eq!(reply, format!("Hello from server, you said: \"{big}\""));
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn echoes_binary_messages_as_binary() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let mut client = server.connect_welcomed("/").await;
+    let payload: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    within("send", client.send(Message::binary(payload.clone())))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut client).await, Message::binary(payload));
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn answers_500_pipelined_messages_in_order() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let mut client = server.connect_welcomed("/").await;
+    for i in 0..500 {
+        within("feed", client.feed(Message::text(format!("message {i}"))))
+            .await
+            .unwrap();
+    }
+    within("flush", client.flush()).await.unwrap();
+    for i in 0..500 {
+        assert_eq!(
+            next_text(&mut client).await,
+            format!("Hello from server, you said: \"message {i}\"")
+        );
+    }
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn answers_a_ping_with_a_pong_carrying_the_same_payload() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let mut client = server.connect_welcomed("/").await;
+    within("send", client.send(Message::Ping("are you there".into())))
+        .await
+        .unwrap();
+    match within("the pong", client.next()).await.unwrap().unwrap() {
+        Message::Pong(payload) => assert_eq!(&payload[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn answers_a_close_frame_with_the_same_code_and_ends_the_connection() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let mut client = server.connect_welcomed("/").await;
+    let request = CloseFrame {
+        code: CloseCode::Library(4000),
+        reason: "done here".into(),
+    };
+    within("close", client.close(Some(request))).await.unwrap();
+    let reply = close_frame(&mut client).await.expect("a close frame back");
+    assert_eq!(reply.code, CloseCode::Library(4000));
+    // After the close handshake the stream ends cleanly.
+    assert!(
+        within("the end of the stream", client.next())
+            .await
+            .is_none()
+    );
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn raw_mode_echoes_verbatim_without_a_welcome() {
+    let server = TestServer::with_mode(Mode::Raw).await;
+    let mut client = server.connect("/").await;
+    send_text(&mut client, "verbatim ✓").await;
+    // The first thing received is the echo, so there was no welcome.
+    assert_eq!(next_text(&mut client).await, "verbatim ✓");
+    within("send", client.send(Message::binary(vec![0u8, 1, 2, 255])))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut client).await,
+        Message::binary(vec![0u8, 1, 2, 255])
+    );
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn sends_a_custom_welcome() {
+    let server = TestServer::start(Config {
+        welcome: "hi there".into(),
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.connect("/").await;
+    assert_eq!(next_text(&mut client).await, "hi there");
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn an_empty_welcome_sends_none() {
+    let server = TestServer::start(Config {
+        welcome: String::new(),
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.connect("/").await;
+    send_text(&mut client, "first").await;
+    assert_eq!(
+        next_text(&mut client).await,
+        "Hello from server, you said: \"first\""
+    );
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_200_concurrent_clients() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let url = server.url("/");
+    let clients: Vec<_> = (0..200)
+        .map(|n| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+                assert_eq!(
+                    next_text(&mut client).await,
+                    "Welcome to the WebSocket server!"
+                );
+                for round in 0..5 {
+                    let text = format!("client {n} round {round}");
+                    send_text(&mut client, &text).await;
+                    assert_eq!(
+                        next_text(&mut client).await,
+                        format!("Hello from server, you said: \"{text}\"")
+                    );
+                }
+                client.close(None).await.unwrap();
+            })
+        })
+        .collect();
+    for client in clients {
+        within("a client to finish", client).await.unwrap();
+    }
+    server.shut_down().await;
+}
