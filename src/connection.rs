@@ -97,26 +97,32 @@ pub(crate) fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
 
 /// Serves one accepted TCP connection until it ends or the server shuts down.
 pub(crate) async fn serve(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
     mut shutdown: Shutdown,
 ) {
-    let handshake = timeout(
-        shared.config.handshake_timeout,
-        handshake(stream, peer, shared),
-    );
-    let (mut socket, path) = tokio::select! {
-        outcome = handshake => match outcome {
-            Ok(Some(upgraded)) => upgraded,
+    let limit = shared.config.handshake_timeout;
+    let request = tokio::select! {
+        outcome = timeout(limit, upgrade(&mut stream, peer, shared)) => match outcome {
+            Ok(Some(request)) => request,
             Ok(None) => return,
             Err(_) => {
-                debug!("peer {peer}: handshake not finished within {:?}; closed", shared.config.handshake_timeout);
+                debug!("peer {peer}: no complete request within {limit:?}; answering 408");
+                let _ = timeout(limit, http::answer(&mut stream, &http::Response::timed_out())).await;
                 return;
             }
         },
         _ = shutdown.recv() => return,
     };
+    let path = request.head.uri().path().to_owned();
+    let mut socket = WebSocketStream::from_partially_read(
+        stream,
+        request.tail,
+        Role::Server,
+        Some(shared.websocket_config),
+    )
+    .await;
     info!("peer {peer} connected to {path}");
 
     let end = match shared.config.mode {
@@ -125,19 +131,19 @@ pub(crate) async fn serve(
     finish(&mut socket, peer, end, shared.config.close_timeout).await;
 }
 
-/// Reads the request and either answers it as plain HTTP (returning `None`) or completes the
-/// WebSocket upgrade, returning the socket and the request path.
-async fn handshake(
-    mut stream: TcpStream,
+/// Reads the request and either answers it as plain HTTP (returning `None`) or sends the 101
+/// that accepts the upgrade, returning the request.
+async fn upgrade(
+    stream: &mut TcpStream,
     peer: SocketAddr,
     shared: &Shared,
-) -> Option<(Socket, String)> {
-    let request = match http::read_request(&mut stream).await {
+) -> Option<http::Request> {
+    let request = match http::read_request(stream).await {
         Ok(request) => request,
         Err(error) => {
             debug!("peer {peer}: {error}");
             if let Some(response) = http::Response::for_error(&error) {
-                let _ = http::answer(&mut stream, &response).await;
+                let _ = http::answer(stream, &response).await;
             }
             return None;
         }
@@ -150,26 +156,18 @@ async fn handshake(
                 request.head.uri(),
                 response.status
             );
-            if let Err(error) = http::answer(&mut stream, &response).await {
+            if let Err(error) = http::answer(stream, &response).await {
                 debug!("peer {peer}: could not send the HTTP answer: {error}");
             }
             None
         }
-        Route::Upgrade(response) => {
-            if let Err(error) = http::send_upgrade(&mut stream, &response).await {
+        Route::Upgrade(response) => match http::send_upgrade(stream, &response).await {
+            Ok(()) => Some(request),
+            Err(error) => {
                 debug!("peer {peer}: gone during the handshake: {error}");
-                return None;
+                None
             }
-            let path = request.head.uri().path().to_owned();
-            let socket = WebSocketStream::from_partially_read(
-                stream,
-                request.tail,
-                Role::Server,
-                Some(shared.websocket_config),
-            )
-            .await;
-            Some((socket, path))
-        }
+        },
     }
 }
 

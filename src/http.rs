@@ -98,6 +98,11 @@ impl Response {
         }
     }
 
+    /// The answer for a client that did not finish its request in time.
+    pub(crate) fn timed_out() -> Self {
+        Response::text(http::StatusCode::REQUEST_TIMEOUT, "Request Timeout\n")
+    }
+
     /// The answer for a client over the connection limit.
     pub(crate) fn busy() -> Self {
         Response::text(

@@ -50,6 +50,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(error) = wsecho::raise_open_files_limit(cli.config.max_connections) {
+        log::warn!("cannot read the open-files limit: {error}");
+    }
     runtime.block_on(async {
         let listeners = match wsecho::bind(&cli.host, cli.port).await {
             Ok(listeners) => listeners,

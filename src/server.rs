@@ -35,6 +35,16 @@ pub(crate) struct Shared {
 impl Shared {
     fn new(config: Config) -> Self {
         let websocket_config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_SIZE)
+            .write_buffer_size(WRITE_BUFFER_SIZE)
+            // Room for what is waiting to go out plus the largest reply; a connection never
+            // queues more, because sending waits for the socket before queueing the next
+            // message, and a client that stops reading is dropped after the ping timeout.
+            .max_write_buffer_size(
+                WRITE_BUFFER_SIZE
+                    .saturating_add(config.max_message_size)
+                    .saturating_add(64),
+            )
             .max_message_size(Some(config.max_message_size))
             .max_frame_size(Some(config.max_message_size));
         let welcome = match config.mode {
@@ -50,9 +60,58 @@ impl Shared {
     }
 }
 
+/// Bytes tungstenite reads from the socket at a time, and allocates per connection up front.
+/// tungstenite's default (128 KiB) costs that much memory per idle client and zero-fills it
+/// on every read.
+const READ_BUFFER_SIZE: usize = 4096;
+
+/// Replies are collected up to this many bytes before tungstenite writes them to the socket;
+/// a batch of replies is flushed at the end in any case.
+const WRITE_BUFFER_SIZE: usize = 64 * 1024;
+
 /// Most clients being refused (answered `503`) at once; beyond it an excess client's socket is
 /// simply closed, so a flood past the connection limit cannot grow the refusals without bound.
 const MAX_REFUSALS: usize = 256;
+
+/// Raises this process's soft limit on open files to its hard limit, so the connection limit
+/// and not the default soft limit (often 1024) decides how many clients fit, and returns the
+/// limit now in force. Logs a warning when `max_connections` cannot fit in it.
+pub fn raise_open_files_limit(max_connections: usize) -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        } else {
+            warn!(
+                "cannot raise the open-files limit: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+    let open_files: u64 = limit.rlim_cur;
+    // Each client needs one descriptor; keep some for listeners, logs and the refusals.
+    let needed = max_connections as u64 + 64;
+    if open_files < needed {
+        warn!(
+            "the open-files limit ({open_files}) is below --max-connections ({max_connections}) plus \
+             headroom; clients beyond about {} will fail to connect",
+            open_files.saturating_sub(64)
+        );
+    }
+    Ok(open_files)
+}
 
 /// Resolves `host` and listens on `port` at every address it stands for.
 ///

@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -60,27 +59,10 @@ fn a_port_in_use_is_one_clear_line_and_exit_code_1() {
 
 #[tokio::test]
 async fn logs_the_port_it_picked_serves_and_exits_0_on_sigterm_after_closing_with_1001() {
-    let mut child = Command::new(BINARY)
-        .args(["--host", "127.0.0.1", "--port", "0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let address = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(log.read_line(&mut line).unwrap() > 0, "log ended early");
-            if let Some(rest) = line.split("listening on ws://").nth(1) {
-                return (rest.trim().to_owned(), log);
-            }
-        }
-    });
-    let (address, _log) = within("the listening line", address).await.unwrap();
+    let server = ServerProcess::start(&[]).await;
     let (mut client, _) = within(
         "connect",
-        tokio_tungstenite::connect_async(format!("ws://{address}")),
+        tokio_tungstenite::connect_async(format!("ws://{}", server.addr)),
     )
     .await
     .unwrap();
@@ -88,21 +70,14 @@ async fn logs_the_port_it_picked_serves_and_exits_0_on_sigterm_after_closing_wit
         next_text(&mut client).await,
         "Welcome to the WebSocket server!"
     );
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    expect_close_code(&mut client, CloseCode::Away).await;
-    let status = within(
-        "the process to exit",
-        tokio::task::spawn_blocking(move || child.wait()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let log_so_far = server.log();
+    assert!(log_so_far.contains("INFO"), "{log_so_far}");
+    assert!(log_so_far.contains("connected"), "{log_so_far}");
+    let exit = tokio::join!(server.terminate(), async {
+        expect_close_code(&mut client, CloseCode::Away).await;
+        // Answer the close, as a client library does on its next read.
+        let _ = futures_util::StreamExt::next(&mut client).await;
+    })
+    .0;
+    assert_eq!(exit, Some(0));
 }

@@ -90,6 +90,7 @@ async fn the_upgrade_response_declines_permessage_deflate() {
     let head = String::from_utf8_lossy(&head[..read]).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(!head.contains("sec-websocket-extensions"), "{head}");
+    drop(stream);
     server.shut_down().await;
 }
 

@@ -259,3 +259,168 @@ pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 }
 
 pub const MASK: Option<[u8; 4]> = Some([0x12, 0x34, 0x56, 0x78]);
+
+/// Reads one frame the server sent (servers do not mask) from a bare stream, returning its
+/// opcode and payload, or `None` if the server closed the connection.
+pub async fn read_server_frame(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut header = [0u8; 2];
+    if within("a frame", stream.read_exact(&mut header))
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    let length = match header[1] & 0x7f {
+        126 => {
+            let mut bytes = [0u8; 2];
+            stream.read_exact(&mut bytes).await.ok()?;
+            u16::from_be_bytes(bytes) as usize
+        }
+        127 => {
+            let mut bytes = [0u8; 8];
+            stream.read_exact(&mut bytes).await.ok()?;
+            u64::from_be_bytes(bytes) as usize
+        }
+        short => short as usize,
+    };
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((header[0] & 0x0f, payload))
+}
+
+/// Whether the server has closed `stream` (reads end-of-stream or a reset), discarding
+/// anything still in flight before that.
+pub async fn wait_for_eof(stream: &mut TcpStream) {
+    let mut scratch = vec![0u8; 65536];
+    loop {
+        match within(
+            "the server to close the connection",
+            stream.read(&mut scratch),
+        )
+        .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Runs `check` until it returns true, failing the test after [`PATIENCE`]. For conditions
+/// the server reaches just after an event the test can see (a slot freed right after the
+/// socket closes), where there is no event to wait on.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The built `wsecho` binary running as a child process, with its log collected.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `wsecho --host 127.0.0.1 --port 0 ARGS` and waits for its listening line.
+    pub async fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsecho"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ws://").nth(1)
+                    && let Some(found) = found.take()
+                {
+                    let _ = found.send(rest.trim().to_owned());
+                }
+                collected.lock().unwrap().push_str(&line);
+                collected.lock().unwrap().push('\n');
+            }
+        });
+        let addr = within(
+            "the listening line",
+            tokio::task::spawn_blocking(move || address.recv().expect("server exited early")),
+        )
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+        ServerProcess { child, addr, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Resident memory in bytes, from /proc.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    }
+
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub async fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let status = within(
+            "the server process to exit",
+            tokio::task::spawn_blocking(move || self.child.wait()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        status.code()
+    }
+
+    /// Fails the test if the log shows an error-level line or a panic.
+    pub fn assert_no_errors_logged(&self) {
+        let log = self.log();
+        assert!(
+            !log.contains(" ERROR ") && !log.contains("panicked"),
+            "the server logged an error or panicked:\n{log}"
+        );
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

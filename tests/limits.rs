@@ -1,0 +1,344 @@
+//! Limits and timeouts: what a broken, slow or hostile client gets, and proof that it cannot
+//! hurt the server or anyone else.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+fn quick_timeouts() -> Config {
+    Config {
+        handshake_timeout: Duration::from_millis(500),
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(500),
+        close_timeout: Duration::from_millis(500),
+        ..Config::default()
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_closed_with_1009() {
+    let server = TestServer::start(Config {
+        mode: Mode::Raw,
+        max_message_size: 1024,
+        ..Config::default()
+    })
+    .await;
+    let mut client = server.connect("/").await;
+    send_text(&mut client, &"x".repeat(1024)).await;
+    assert_eq!(
+        next_text(&mut client).await.len(),
+        1024,
+        "at the limit is fine"
+    );
+    within("send", client.send(Message::binary(vec![0u8; 1025])))
+        .await
+        .unwrap();
+    expect_close_code(&mut client, CloseCode::Size).await;
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_fragmented_message_over_the_size_limit_is_closed_with_1009() {
+    let server = TestServer::start(Config {
+        mode: Mode::Raw,
+        max_message_size: 1024,
+        ..Config::default()
+    })
+    .await;
+    let mut stream = raw_websocket(server.addr).await;
+    // Three 600-byte fragments: each fits, the message does not.
+    let mut first = frame(0x2, &[7u8; 600], MASK);
+    first[0] &= 0x7f;
+    let mut middle = frame(0x0, &[7u8; 600], MASK);
+    middle[0] &= 0x7f;
+    stream.write_all(&first).await.unwrap();
+    stream.write_all(&middle).await.unwrap();
+    stream
+        .write_all(&frame(0x0, &[7u8; 600], MASK))
+        .await
+        .unwrap();
+    let mut client = as_client(stream).await;
+    expect_close_code(&mut client, CloseCode::Size).await;
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_half_sent_handshake_gets_408_after_the_timeout() {
+    let server = TestServer::start(quick_timeouts()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: webs")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut response = Vec::new();
+    within("the server to give up", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(
+        response.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_pinged_then_closed() {
+    let server = TestServer::start(Config {
+        mode: Mode::Raw,
+        ..quick_timeouts()
+    })
+    .await;
+    let mut stream = raw_websocket(server.addr).await;
+    // Never answer: the server must ping, then give up with a close frame and hang up.
+    let (opcode, _) = read_server_frame(&mut stream).await.expect("a ping");
+    assert_eq!(opcode, 0x9, "expected a ping frame");
+    let (opcode, payload) = read_server_frame(&mut stream).await.expect("a close frame");
+    assert_eq!(opcode, 0x8, "expected a close frame");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1008);
+    wait_for_eof(&mut stream).await;
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_stays_connected() {
+    let server = TestServer::start(Config {
+        mode: Mode::Raw,
+        ..quick_timeouts()
+    })
+    .await;
+    // The client library answers pings whenever it reads, which next_message does.
+    let mut client = server.connect("/").await;
+    let until = tokio::time::Instant::now() + Duration::from_millis(2000);
+    while tokio::time::Instant::now() < until {
+        // Wait for the next ping (the server only pings after 300 ms of silence).
+        match within("a ping", futures_util::StreamExt::next(&mut client))
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Message::Ping(_) => {}
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    send_text(&mut client, "still connected").await;
+    assert_eq!(next_text(&mut client).await, "still connected");
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_client_over_the_connection_limit_gets_503_and_a_freed_slot_is_reused() {
+    let server = TestServer::start(Config {
+        max_connections: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut first = server.connect_welcomed("/").await;
+    let _second = server.connect_welcomed("/").await;
+    match within(
+        "the refusal",
+        tokio_tungstenite::connect_async(server.url("/")),
+    )
+    .await
+    {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body =
+                String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).to_string();
+            assert!(body.contains("too many connections"), "{body}");
+        }
+        Err(other) => panic!("expected a 503, got {other}"),
+        Ok(_) => panic!("a third connection was accepted over a limit of two"),
+    }
+    within("close", first.close(None)).await.unwrap();
+    // The server answers the close and hangs up.
+    while let Some(Ok(_)) = within(
+        "the end of the stream",
+        futures_util::StreamExt::next(&mut first),
+    )
+    .await
+    {}
+    drop(first);
+    // The slot is released just after the socket closes; retry until it is.
+    eventually("a freed slot", || async {
+        tokio_tungstenite::connect_async(server.url("/"))
+            .await
+            .is_ok()
+    })
+    .await;
+    drop(_second);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn only_listed_origins_may_open_a_websocket() {
+    let server = TestServer::start(Config {
+        allowed_origins: vec!["http://good.example".into()],
+        ..Config::default()
+    })
+    .await;
+    let with_origin = |origin: &str| {
+        UPGRADE_REQUEST.replace("\r\n\r\n", &format!("\r\nOrigin: {origin}\r\n\r\n"))
+    };
+    let refused = raw_http(server.addr, with_origin("http://evil.example").as_bytes()).await;
+    assert_eq!(refused.status, 403);
+    let mut accepted = TcpStream::connect(server.addr).await.unwrap();
+    accepted
+        .write_all(with_origin("http://good.example").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    within("the 101", accepted.read_exact(&mut head))
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    drop(accepted);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_100_kb_header_gets_431() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let (mut reader, mut writer) = stream.split();
+    let mut response = Vec::new();
+    let (_, read) = within("the 431", async {
+        tokio::join!(
+            // The server may stop reading once it has seen enough; a failed write is fine.
+            async { writer.write_all(request.as_bytes()).await.ok() },
+            reader.read_to_end(&mut response)
+        )
+    })
+    .await;
+    read.ok();
+    assert!(
+        response.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn garbage_after_the_handshake_is_closed_with_1002() {
+    let server = TestServer::with_mode(Mode::Raw).await;
+    let mut stream = raw_websocket(server.addr).await;
+    // Plain text read as frame headers: whatever they decode to, they are not valid client
+    // frames (unmasked, reserved bits, ...), once enough bytes arrive to complete one.
+    let garbage = "hello, this is not a WebSocket frame. ".repeat(20);
+    stream.write_all(garbage.as_bytes()).await.unwrap();
+    let mut client = as_client(stream).await;
+    expect_close_code(&mut client, CloseCode::Protocol).await;
+    drop(client);
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_vanishing_clients_leave_no_descriptor_or_task_behind() {
+    // This test process holds the other end of every connection.
+    wsecho::raise_open_files_limit(2000).unwrap();
+    let server = ServerProcess::start(&["--mode", "raw", "--close-timeout", "1"]).await;
+    let baseline = server.open_fds();
+    let mut clients = Vec::new();
+    for _ in 0..1000 {
+        clients.push(
+            within(
+                "connect",
+                tokio_tungstenite::connect_async(format!("ws://{}", server.addr)),
+            )
+            .await
+            .unwrap()
+            .0,
+        );
+    }
+    assert!(server.open_fds() >= baseline + 1000);
+    for (n, mut client) in clients.into_iter().enumerate() {
+        if n % 2 == 0 {
+            within("close", client.close(None)).await.unwrap();
+        }
+        // Odd ones: the socket is just dropped.
+    }
+    eventually("every descriptor to be released", || async {
+        server.open_fds() <= baseline
+    })
+    .await;
+    // Each descriptor is released when its connection's task ends, so no task is left either;
+    // and the server still serves.
+    let mut client = within(
+        "connect",
+        tokio_tungstenite::connect_async(format!("ws://{}", server.addr)),
+    )
+    .await
+    .unwrap()
+    .0;
+    send_text(&mut client, "alive").await;
+    assert_eq!(next_text(&mut client).await, "alive");
+    server.assert_no_errors_logged();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
+    let server = ServerProcess::start(&[
+        "--mode",
+        "raw",
+        "--max-message-size",
+        "1MiB",
+        "--ping-timeout",
+        "1",
+    ])
+    .await;
+    let mut reader_client = within(
+        "connect",
+        tokio_tungstenite::connect_async(format!("ws://{}", server.addr)),
+    )
+    .await
+    .unwrap()
+    .0;
+    let mut flooder = raw_websocket(server.addr).await;
+    let message = frame(0x2, &vec![0xabu8; 1 << 20], MASK);
+    let mut sent = 0usize;
+    let mut peak_rss = 0;
+    // Send up to 100 MB without ever reading the echoes. The server must give up on this
+    // client (its writes fail) long before that.
+    let dropped = within("the server to drop the flooder", async {
+        while sent < 100 << 20 {
+            if flooder.write_all(&message).await.is_err() {
+                return true;
+            }
+            sent += message.len();
+            peak_rss = peak_rss.max(server.rss());
+        }
+        false
+    })
+    .await;
+    assert!(
+        dropped,
+        "the server accepted 100 MB from a client that never reads"
+    );
+    assert!(
+        peak_rss < 64 << 20,
+        "server RSS reached {} MB",
+        peak_rss >> 20
+    );
+    // Everyone else is still served.
+    send_text(&mut reader_client, "unaffected").await;
+    assert_eq!(next_text(&mut reader_client).await, "unaffected");
+    assert!(server.log().contains("not reading"), "{}", server.log());
+    server.assert_no_errors_logged();
+}
