@@ -20,13 +20,16 @@ pub enum Mode {
     /// Echo every text and binary message back unchanged, with no welcome: for protocol
     /// testing and conformance suites.
     Raw,
+    /// Send the welcome, then deliver every message to every client in the same room (the
+    /// URL path), the sender included: a chat.
+    Broadcast,
 }
 
 /// Everything the server needs to know, as one value.
 #[derive(Clone, Debug, Args)]
 pub struct Config {
-    /// What to do with messages: `echo` (welcome + prefixed reply) or `raw` (verbatim echo, no
-    /// welcome).
+    /// What to do with messages: `echo` (welcome + prefixed reply), `raw` (verbatim echo, no
+    /// welcome) or `broadcast` (chat: every message to everyone in the same room).
     #[arg(long, value_enum, default_value_t = Mode::Echo)]
     pub mode: Mode,
 

@@ -6,20 +6,21 @@
 //! the client is told why with a close frame when it is still there to hear it, and the end
 //! is logged once with the peer address.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use log::{debug, info};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, Sleep, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, error::ProtocolError};
 
-use crate::config::Mode;
+use crate::config::{Config, Mode};
 use crate::http::{self, Route};
 use crate::server::Shared;
 use crate::shutdown::Shutdown;
@@ -47,6 +48,9 @@ pub(crate) enum End {
     PingTimeout,
     /// The client stopped reading what the server sends it.
     NotReading,
+    /// The server ended the session for a reason of the mode's (a broadcast client that fell
+    /// too far behind), with the close frame to send.
+    Kicked(CloseFrame),
 }
 
 impl End {
@@ -54,7 +58,7 @@ impl End {
     fn close_frame(&self) -> Option<CloseFrame> {
         match self {
             End::ClientClosed(_) | End::Vanished(_) | End::NotReading => None,
-            End::Violation(frame) => Some(frame.clone()),
+            End::Violation(frame) | End::Kicked(frame) => Some(frame.clone()),
             End::Shutdown => Some(close_frame(CloseCode::Away, "server shutting down")),
             End::PingTimeout => Some(close_frame(CloseCode::Policy, "ping timeout")),
         }
@@ -125,8 +129,10 @@ pub(crate) async fn serve(
     .await;
     info!("peer {peer} connected to {path}");
 
-    let end = match shared.config.mode {
-        Mode::Echo | Mode::Raw => echo(&mut socket, peer, shared, &mut shutdown).await,
+    let mut session = Session::new(&mut socket, peer, &shared.config);
+    let Err(end) = match shared.config.mode {
+        Mode::Echo | Mode::Raw => echo(&mut session, shared, &mut shutdown).await,
+        Mode::Broadcast => broadcast(&mut session, shared, &path, &mut shutdown).await,
     };
     finish(&mut socket, peer, end, shared.config.close_timeout).await;
 }
@@ -148,7 +154,7 @@ async fn upgrade(
             return None;
         }
     };
-    match http::route(&request.head, &shared.config) {
+    match http::route(&request.head, shared) {
         Route::Answer(response) => {
             info!(
                 "peer {peer}: {} {} -> {}",
@@ -171,80 +177,193 @@ async fn upgrade(
     }
 }
 
-/// Echo and raw modes: answer each message on the same connection.
-async fn echo(
-    socket: &mut Socket,
+/// A WebSocket session's shared machinery: delivering with a deadline, taking in what the
+/// client sends, and the keepalive clock. The mode loops below are built from these.
+struct Session<'a> {
+    socket: &'a mut Socket,
     peer: SocketAddr,
-    shared: &Shared,
-    shutdown: &mut Shutdown,
-) -> End {
-    let config = &shared.config;
-    if let Some(welcome) = shared.welcome.clone() {
-        if let Err(end) = send(socket, Message::Text(welcome), config.ping_timeout).await {
-            return end;
-        }
-        if let Err(end) = flush(socket, config.ping_timeout).await {
-            return end;
+    config: &'a Config,
+    keepalive: Keepalive,
+}
+
+/// A session loop only ever returns by ending; `?` carries the reason out.
+type Ended = Result<Infallible, End>;
+
+impl<'a> Session<'a> {
+    fn new(socket: &'a mut Socket, peer: SocketAddr, config: &'a Config) -> Self {
+        Session {
+            socket,
+            peer,
+            config,
+            keepalive: Keepalive::new(config.ping_interval, config.ping_timeout),
         }
     }
-    let mut keepalive = Keepalive::new(config.ping_interval, config.ping_timeout);
-    let mut timer = pin!(sleep_until(keepalive.deadline()));
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.recv() => return End::Shutdown,
-            message = socket.next() => message,
-            _ = &mut timer => {
-                match keepalive.on_timer() {
-                    Tick::Ping => {
-                        if let Err(end) = send(socket, Message::Ping(Default::default()), config.ping_timeout).await {
-                            return end;
-                        }
-                        if let Err(end) = flush(socket, config.ping_timeout).await {
-                            return end;
-                        }
-                    }
-                    Tick::Expired => return End::PingTimeout,
-                    Tick::Wait => {}
-                }
-                timer.as_mut().reset(keepalive.deadline());
-                continue;
-            }
+
+    /// Queues a message for the client (see [`send`]).
+    async fn deliver(&mut self, message: Message) -> Result<(), End> {
+        send(self.socket, message, self.config.ping_timeout).await
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        flush(self.socket, self.config.ping_timeout).await
+    }
+
+    /// Sends the welcome, if this server has one.
+    async fn welcome(&mut self, welcome: &Option<Utf8Bytes>) -> Result<(), End> {
+        if let Some(welcome) = welcome {
+            self.deliver(Message::Text(welcome.clone())).await?;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes one result of reading the socket. Returns the message if it is data for the mode
+    /// to handle, `None` for control frames (tungstenite answers pings itself), and the end
+    /// of the session for a close frame or an error.
+    async fn receive(
+        &mut self,
+        next: Option<Result<Message, tungstenite::Error>>,
+    ) -> Result<Option<Message>, End> {
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(End::from_read_error(error)),
+            None => return Err(End::ClientClosed(None)),
         };
-        // Answer this message and any others that have already arrived, then flush once.
-        let mut next = first;
-        let mut answered = 0;
-        loop {
-            let message = match next {
-                Some(Ok(message)) => message,
-                Some(Err(error)) => return End::from_read_error(error),
-                None => return End::ClientClosed(None),
-            };
-            keepalive.heard();
-            log_message(peer, &message);
-            if let Message::Close(frame) = message {
+        self.keepalive.heard();
+        log_message(self.peer, &message);
+        match message {
+            Message::Text(_) | Message::Binary(_) => Ok(Some(message)),
+            Message::Close(frame) => {
                 // tungstenite queued the reply; flushing sends it and ends the session.
-                let _ = flush(socket, config.close_timeout).await;
-                return End::ClientClosed(frame);
+                let _ = flush(self.socket, self.config.close_timeout).await;
+                Err(End::ClientClosed(frame))
             }
-            if let Some(reply) = reply_to(message, config.mode)
-                && let Err(end) = send(socket, reply, config.ping_timeout).await
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(None),
+        }
+    }
+
+    /// Handles the keepalive timer firing, then re-arms it.
+    async fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> Result<(), End> {
+        match self.keepalive.on_timer() {
+            Tick::Ping => {
+                self.deliver(Message::Ping(Default::default())).await?;
+                self.flush().await?;
+            }
+            Tick::Expired => return Err(End::PingTimeout),
+            Tick::Wait => {}
+        }
+        timer.reset(self.keepalive.deadline());
+        Ok(())
+    }
+
+    /// Reads the messages that have already arrived after `first`, up to [`BATCH`], handing
+    /// each data message to `handle`; then flushes whatever that queued, once.
+    async fn receive_batch(
+        &mut self,
+        first: Option<Result<Message, tungstenite::Error>>,
+        mut handle: impl FnMut(Message) -> Option<Message>,
+    ) -> Result<(), End> {
+        let mut next = first;
+        let mut received = 0;
+        loop {
+            if let Some(message) = self.receive(next).await?
+                && let Some(reply) = handle(message)
             {
-                return end;
+                self.deliver(reply).await?;
             }
-            answered += 1;
-            if answered == BATCH {
+            received += 1;
+            if received == BATCH {
                 break;
             }
-            match socket.next().now_or_never() {
+            match self.socket.next().now_or_never() {
                 Some(message) => next = message,
                 None => break,
             }
         }
-        if let Err(end) = flush(socket, config.ping_timeout).await {
-            return end;
+        self.flush().await
+    }
+}
+
+/// Echo and raw modes: answer each message on the same connection.
+async fn echo(session: &mut Session<'_>, shared: &Shared, shutdown: &mut Shutdown) -> Ended {
+    session.welcome(&shared.welcome).await?;
+    let mode = session.config.mode;
+    let mut timer = pin!(sleep_until(session.keepalive.deadline()));
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.recv() => return Err(End::Shutdown),
+            first = session.socket.next() => {
+                session.receive_batch(first, |message| reply_to(message, mode)).await?;
+            }
+            _ = &mut timer => session.on_timer(timer.as_mut()).await?,
         }
     }
+}
+
+/// Broadcast mode: every message goes to everyone in the client's room, and everything the
+/// room sends is written to the client, until the client ends or falls too far behind.
+async fn broadcast(
+    session: &mut Session<'_>,
+    shared: &Shared,
+    room: &str,
+    shutdown: &mut Shutdown,
+) -> Ended {
+    let mut member = shared
+        .hub
+        .join(room, session.peer, session.config.max_queue);
+    let eviction = member.eviction();
+    session.welcome(&shared.welcome).await?;
+    let mut timer = pin!(sleep_until(session.keepalive.deadline()));
+    loop {
+        // Not biased: a busy room must not starve reading the client (its pongs and close),
+        // nor a chatty client starve delivering the room's messages to it.
+        tokio::select! {
+            _ = shutdown.recv() => return Err(End::Shutdown),
+            _ = eviction.evicted() => return Err(evicted(session.config.max_queue)),
+            first = session.socket.next() => {
+                session.receive_batch(first, |message| {
+                    member.broadcast(&message);
+                    None
+                }).await?;
+            }
+            outgoing = member.queue.recv() => {
+                let Some(first) = outgoing else {
+                    return Err(evicted(session.config.max_queue));
+                };
+                // Writing can wait on a slow client; eviction must still get through.
+                tokio::select! {
+                    biased;
+                    _ = eviction.evicted() => return Err(evicted(session.config.max_queue)),
+                    written = deliver_queued(session, &mut member.queue, first) => written?,
+                }
+            }
+            _ = &mut timer => session.on_timer(timer.as_mut()).await?,
+        }
+    }
+}
+
+/// Writes `first` and whatever else is already queued (up to [`BATCH`]), then flushes once.
+async fn deliver_queued(
+    session: &mut Session<'_>,
+    queue: &mut tokio::sync::mpsc::Receiver<Message>,
+    first: Message,
+) -> Result<(), End> {
+    session.deliver(first).await?;
+    for _ in 1..BATCH {
+        match queue.try_recv() {
+            Ok(message) => session.deliver(message).await?,
+            Err(_) => break,
+        }
+    }
+    session.flush().await
+}
+
+fn evicted(max_queue: usize) -> End {
+    End::Kicked(close_frame(
+        CloseCode::Again,
+        &format!("too slow: more than {max_queue} messages waiting"),
+    ))
 }
 
 /// Logs a received message at debug level: its kind and size, not its content.
@@ -321,6 +440,10 @@ pub(crate) async fn finish(
         End::Shutdown => debug!("peer {peer}: closing for shutdown"),
         End::PingTimeout => info!("peer {peer} timed out: no answer to ping"),
         End::NotReading => info!("peer {peer} dropped: not reading what it is sent"),
+        End::Kicked(frame) => info!(
+            "peer {peer} disconnected by the server ({} {})",
+            frame.code, frame.reason
+        ),
     }
     let Some(frame) = end.close_frame() else {
         return;

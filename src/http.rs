@@ -19,7 +19,10 @@ use tokio_tungstenite::tungstenite::handshake::server::{create_response, write_r
 use tokio_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
 
-use crate::config::Config;
+use std::borrow::Cow;
+
+use crate::config::{Config, Mode};
+use crate::server::Shared;
 
 /// The browser client, served at `/`. Embedded so the binary works from any directory.
 pub const CLIENT_HTML: &str = include_str!("../client.html");
@@ -85,7 +88,7 @@ pub(crate) struct Response {
     /// Extra headers beyond the ones every response carries.
     pub headers: Vec<(&'static str, &'static str)>,
     pub content_type: &'static str,
-    pub body: &'static str,
+    pub body: Cow<'static, str>,
 }
 
 impl Response {
@@ -94,7 +97,7 @@ impl Response {
             status,
             headers: Vec::new(),
             content_type: "text/plain; charset=utf-8",
-            body,
+            body: Cow::Borrowed(body),
         }
     }
 
@@ -187,36 +190,72 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadEr
     Ok(Some((head, head_len)))
 }
 
-/// Decides what a request gets: an upgrade, the page, the health check or an error status.
-pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
+/// Decides what a request gets: an upgrade, the page, the statistics, the health check or
+/// an error status.
+pub(crate) fn route(head: &http::Request<()>, shared: &Shared) -> Route {
+    let config = &shared.config;
     if wants_websocket(head) {
         return route_upgrade(head, config);
     }
     let path = head.uri().path();
-    let is_page = path == "/";
-    let found = is_page || path == "/healthz";
-    if !found {
-        return Route::Answer(Response::text(
-            http::StatusCode::NOT_FOUND,
-            "Not Found: try / for the client page, or connect with ws://\n",
-        ));
+    enum Page {
+        Client,
+        Health,
+        Stats,
     }
+    let page = match path {
+        "/" => Page::Client,
+        "/healthz" => Page::Health,
+        "/stats" => Page::Stats,
+        // In broadcast mode the path names a room, and each room has the page.
+        _ if config.mode == Mode::Broadcast => Page::Client,
+        _ => {
+            return Route::Answer(Response::text(
+                http::StatusCode::NOT_FOUND,
+                "Not Found: try / for the client page, or connect with ws://\n",
+            ));
+        }
+    };
     if head.method() != http::Method::GET {
         return Route::Answer(
             Response::text(http::StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
                 .with_header("Allow", "GET"),
         );
     }
-    Route::Answer(if is_page {
-        Response {
+    Route::Answer(match page {
+        Page::Client => Response {
             status: http::StatusCode::OK,
             headers: vec![("Cache-Control", "no-cache")],
             content_type: "text/html; charset=utf-8",
-            body: CLIENT_HTML,
-        }
-    } else {
-        Response::text(http::StatusCode::OK, "ok")
+            body: Cow::Borrowed(CLIENT_HTML),
+        },
+        Page::Health => Response::text(http::StatusCode::OK, "ok"),
+        Page::Stats => Response {
+            status: http::StatusCode::OK,
+            headers: vec![("Cache-Control", "no-store")],
+            content_type: "application/json",
+            body: Cow::Owned(stats_json(shared)),
+        },
     })
+}
+
+/// `{"connections":N,"rooms":{"/lobby":2,...}}`: how many WebSocket clients are connected,
+/// and in broadcast mode how many are in each room.
+fn stats_json(shared: &Shared) -> String {
+    let rooms: Vec<String> = shared
+        .hub
+        .room_sizes()
+        .into_iter()
+        .map(|(name, size)| {
+            let name = name.replace('\\', "\\\\").replace('"', "\\\"");
+            format!("\"{name}\":{size}")
+        })
+        .collect();
+    format!(
+        "{{\"connections\":{},\"rooms\":{{{}}}}}\n",
+        shared.open_connections(),
+        rooms.join(",")
+    )
 }
 
 /// Whether the client asks for a WebSocket at all (as opposed to a plain page). A request

@@ -7,11 +7,13 @@
 //! - `server`: listening, accepting, the connection limit and shutdown fan-out.
 //! - `shutdown`: the shutdown signal and the wait for every task to finish.
 //! - `http`: plain-HTTP answers on the WebSocket port and the upgrade decision.
-//! - `connection`: one client's session: welcome, echo loop, keepalive, close.
+//! - `connection`: one client's session: welcome, echo or broadcast loop, keepalive, close.
+//! - `hub`: broadcast mode's rooms and the fan-out to their members.
 
 mod config;
 mod connection;
 mod http;
+mod hub;
 mod server;
 mod shutdown;
 

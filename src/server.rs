@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::config::Config;
 use crate::connection;
 use crate::http;
+use crate::hub::Hub;
 use crate::shutdown::{Coordinator, Shutdown};
 
 /// What every connection task reads: the configuration and the values derived from it once.
@@ -30,6 +31,10 @@ pub(crate) struct Shared {
     pub websocket_config: WebSocketConfig,
     /// The welcome frame's payload, made once so each connection only bumps a count.
     pub welcome: Option<Utf8Bytes>,
+    /// Broadcast mode's rooms.
+    pub hub: Arc<Hub>,
+    /// One permit per client being served: the connection limit.
+    pub connection_slots: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -53,10 +58,17 @@ impl Shared {
             _ => Some(Utf8Bytes::from(config.welcome.clone())),
         };
         Shared {
-            config,
             websocket_config,
             welcome,
+            hub: Arc::default(),
+            connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            config,
         }
+    }
+
+    /// How many clients hold a connection slot now.
+    pub fn open_connections(&self) -> usize {
+        self.config.max_connections - self.connection_slots.available_permits()
     }
 }
 
@@ -164,38 +176,32 @@ pub async fn bind(host: &str, port: u16) -> io::Result<Vec<TcpListener>> {
 pub async fn serve(listeners: Vec<TcpListener>, config: Config, shutdown: impl Future) {
     let shared = Arc::new(Shared::new(config));
     let coordinator = Coordinator::new();
-    let limits = Limits {
-        connections: Arc::new(Semaphore::new(shared.config.max_connections)),
-        refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
-    };
+    let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS));
     for listener in listeners {
         tokio::spawn(accept_loop(
             listener,
             shared.clone(),
-            limits.clone(),
+            refusal_slots.clone(),
             coordinator.handle(),
         ));
     }
     shutdown.await;
-    let open = shared.config.max_connections - limits.connections.available_permits();
-    info!("shutting down: closing {open} connection(s)");
+    info!(
+        "shutting down: closing {} connection(s)",
+        shared.open_connections()
+    );
     coordinator.shut_down().await;
     info!("all connections closed");
 }
 
-/// The connection limit, as permits that travel with each connection's task.
-#[derive(Clone)]
-struct Limits {
-    /// One permit per client being served.
-    connections: Arc<Semaphore>,
-    /// One permit per client being told `503`.
-    refusals: Arc<Semaphore>,
-}
-
+/// Accepts clients on one listener. Each served client's task holds a connection slot (a
+/// semaphore permit) for exactly as long as it runs; a client that finds no slot is answered
+/// `503` by a task holding one of the few refusal slots, or simply closed when even those
+/// are taken.
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    limits: Limits,
+    refusal_slots: Arc<Semaphore>,
     mut shutdown: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(10);
@@ -221,7 +227,7 @@ async fn accept_loop(
         backoff = Duration::from_millis(10);
         let _ = stream.set_nodelay(true);
         let task_shutdown = shutdown.clone();
-        match limits.connections.clone().try_acquire_owned() {
+        match shared.connection_slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
@@ -229,7 +235,7 @@ async fn accept_loop(
                     drop(permit);
                 });
             }
-            Err(_) => match limits.refusals.clone().try_acquire_owned() {
+            Err(_) => match refusal_slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let handshake_timeout = shared.config.handshake_timeout;
                     tokio::spawn(async move {

@@ -1,0 +1,179 @@
+//! Broadcast mode's rooms: who is in which room, and delivering a message to all of them.
+//!
+//! A room is the set of clients that connected with the same URL path. Each member has a
+//! bounded queue of messages waiting to be written to its socket. Broadcasting takes the
+//! room's lock once per message (not per receiver, and never across an `.await`), puts a
+//! clone of the message in every member's queue (a clone of `Bytes` only bumps a reference
+//! count, so the payload is never copied), and never waits: a member whose queue is full is
+//! evicted on the spot, so a slow reader cannot hold up the sender, the room or the server's
+//! memory. Taking the lock per message also fixes one order for the room: every member sees
+//! messages in the order the room received them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use log::info;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Every room that has at least one member.
+#[derive(Default)]
+pub(crate) struct Hub {
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+}
+
+/// The members of one room.
+struct Room {
+    name: String,
+    members: Mutex<Members>,
+}
+
+#[derive(Default)]
+struct Members {
+    by_id: HashMap<u64, Member>,
+    next_id: u64,
+}
+
+/// The room's side of one member.
+struct Member {
+    queue: mpsc::Sender<Message>,
+    eviction: Arc<Eviction>,
+}
+
+/// Set by the room when it drops a member that fell behind; the member's task watches it.
+#[derive(Default)]
+pub(crate) struct Eviction {
+    evicted: AtomicBool,
+    notify: Notify,
+}
+
+/// A client's place in a room; leaving the room is dropping this.
+pub(crate) struct Membership {
+    hub: Arc<Hub>,
+    room: Arc<Room>,
+    id: u64,
+    peer: SocketAddr,
+    /// Messages from the room, waiting to be written to this client.
+    pub queue: mpsc::Receiver<Message>,
+    eviction: Arc<Eviction>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave the maps half-updated in a way that
+    // matters more than losing the server, so carry on with the data as it is.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Hub {
+    /// Adds `peer` to the room named `room`, creating the room if it is new. `capacity` is how
+    /// many messages may wait for this member before it is evicted.
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        room: &str,
+        peer: SocketAddr,
+        capacity: usize,
+    ) -> Membership {
+        let (sender, queue) = mpsc::channel(capacity.max(1));
+        let eviction = Arc::new(Eviction::default());
+        let mut rooms = lock(&self.rooms);
+        let room = rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Room {
+                    name: room.to_owned(),
+                    members: Mutex::default(),
+                })
+            })
+            .clone();
+        let mut members = lock(&room.members);
+        let id = members.next_id;
+        members.next_id += 1;
+        members.by_id.insert(
+            id,
+            Member {
+                queue: sender,
+                eviction: eviction.clone(),
+            },
+        );
+        info!(
+            "peer {peer} joined {} ({} in room)",
+            room.name,
+            members.by_id.len()
+        );
+        drop(members);
+        drop(rooms);
+        Membership {
+            hub: self.clone(),
+            room,
+            id,
+            peer,
+            queue,
+            eviction,
+        }
+    }
+
+    /// How many members each room has, by room name.
+    pub(crate) fn room_sizes(&self) -> Vec<(String, usize)> {
+        let mut sizes: Vec<_> = lock(&self.rooms)
+            .values()
+            .map(|room| (room.name.clone(), lock(&room.members).by_id.len()))
+            .collect();
+        sizes.sort();
+        sizes
+    }
+}
+
+impl Membership {
+    /// Delivers `message` to every member of the room, this one included. Never waits; a
+    /// member whose queue is full is evicted and its task told so.
+    pub(crate) fn broadcast(&self, message: &Message) {
+        let mut members = lock(&self.room.members);
+        members
+            .by_id
+            .retain(|_, member| match member.queue.try_send(message.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    member.eviction.evicted.store(true, Ordering::Release);
+                    member.eviction.notify.notify_one();
+                    false
+                }
+                // Its task has already ended and is about to leave.
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+    }
+
+    /// The signal that this member was evicted, to watch while the queue is borrowed.
+    pub(crate) fn eviction(&self) -> Arc<Eviction> {
+        self.eviction.clone()
+    }
+}
+
+impl Eviction {
+    /// Resolves when the room has evicted the member for falling behind. Cancel-safe.
+    pub(crate) async fn evicted(&self) {
+        while !self.evicted.load(Ordering::Acquire) {
+            self.notify.notified().await;
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        // Hub lock first, then the room's, as in `join`, so that a client joining cannot see
+        // a room that is being removed.
+        let mut rooms = lock(&self.hub.rooms);
+        let mut members = lock(&self.room.members);
+        members.by_id.remove(&self.id);
+        let remaining = members.by_id.len();
+        drop(members);
+        if remaining == 0 {
+            rooms.remove(&self.room.name);
+        }
+        info!(
+            "peer {} left {} ({remaining} in room)",
+            self.peer, self.room.name
+        );
+    }
+}

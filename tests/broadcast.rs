@@ -1,0 +1,271 @@
+//! Broadcast mode: rooms, fan-out, ordering, and slow consumers.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+async fn broadcast_server() -> TestServer {
+    TestServer::with_mode(Mode::Broadcast).await
+}
+
+/// The server's `/stats` as `(connections, rooms)`, parsed just enough for the tests.
+async fn stats(server: &TestServer) -> (usize, HashMap<String, usize>) {
+    let response = get(server.addr, "/stats").await;
+    assert_eq!(response.status, 200);
+    let body = String::from_utf8(response.body).unwrap();
+    let connections = body
+        .split("\"connections\":")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no connection count in {body}"));
+    let rooms_json = body
+        .split("\"rooms\":{")
+        .nth(1)
+        .unwrap()
+        .split('}')
+        .next()
+        .unwrap();
+    let rooms = rooms_json
+        .split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (name, size) = entry.rsplit_once(':').unwrap();
+            (name.trim_matches('"').to_owned(), size.parse().unwrap())
+        })
+        .collect();
+    (connections, rooms)
+}
+
+#[tokio::test]
+async fn a_message_reaches_every_client_in_the_room_including_the_sender() {
+    let server = broadcast_server().await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(server.connect_welcomed("/").await);
+    }
+    // Everyone must be in the room before the message goes out.
+    eventually("five members", || async {
+        stats(&server).await.1.get("/") == Some(&5)
+    })
+    .await;
+    send_text(&mut clients[2], "hello, room ✓").await;
+    for client in &mut clients {
+        assert_eq!(next_text(client).await, "hello, room ✓");
+    }
+    within("send", clients[0].send(Message::binary(vec![1u8, 2, 3])))
+        .await
+        .unwrap();
+    for client in &mut clients {
+        assert_eq!(next_message(client).await, Message::binary(vec![1u8, 2, 3]));
+    }
+    drop(clients);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn messages_never_cross_rooms() {
+    let server = broadcast_server().await;
+    let mut lobby = server.connect_welcomed("/lobby").await;
+    let mut team = server.connect_welcomed("/team-a").await;
+    eventually("both rooms", || async { stats(&server).await.1.len() == 2 }).await;
+    send_text(&mut lobby, "for the lobby").await;
+    send_text(&mut team, "for team a").await;
+    assert_eq!(next_text(&mut lobby).await, "for the lobby");
+    assert_eq!(next_text(&mut team).await, "for team a");
+    // Each room's own message arrived; had the other's crossed over, it would come next.
+    send_text(&mut lobby, "second").await;
+    assert_eq!(next_text(&mut lobby).await, "second");
+    send_text(&mut team, "second").await;
+    assert_eq!(next_text(&mut team).await, "second");
+    drop((lobby, team));
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_receiver_sees_each_senders_messages_in_order() {
+    const PER_SENDER: usize = 1000;
+    // A queue longer than the whole test, so no receiver can be evicted however the
+    // scheduler runs: this test is about order only.
+    let server = TestServer::start(Config {
+        mode: Mode::Broadcast,
+        max_queue: 4 * PER_SENDER,
+        ..Config::default()
+    })
+    .await;
+    let mut senders = Vec::new();
+    for _ in 0..3 {
+        senders.push(server.connect_welcomed("/chat").await);
+    }
+    let mut listeners = Vec::new();
+    for _ in 0..2 {
+        listeners.push(server.connect_welcomed("/chat").await);
+    }
+    eventually("five members", || async {
+        stats(&server).await.1.get("/chat") == Some(&5)
+    })
+    .await;
+
+    // Each receiver collects every message and checks each sender's sequence increases.
+    let receive_all = |mut stream: futures_util::stream::SplitStream<Client>| async move {
+        let mut last_seen: HashMap<String, i64> = HashMap::new();
+        for _ in 0..3 * PER_SENDER {
+            let text = match within("a broadcast", stream.next()).await.unwrap().unwrap() {
+                Message::Text(text) => text.to_string(),
+                other => panic!("unexpected {other:?}"),
+            };
+            let (sender, sequence) = text.split_once(':').unwrap();
+            let sequence: i64 = sequence.parse().unwrap();
+            let last = last_seen.entry(sender.to_owned()).or_insert(-1);
+            assert_eq!(sequence, *last + 1, "{sender}'s messages out of order");
+            *last = sequence;
+        }
+        last_seen
+    };
+    let mut tasks = Vec::new();
+    for (n, sender) in senders.into_iter().enumerate() {
+        let (mut sink, stream) = sender.split();
+        tasks.push(tokio::spawn(receive_all(stream)));
+        tokio::spawn(async move {
+            for sequence in 0..PER_SENDER {
+                sink.feed(Message::text(format!("sender{n}:{sequence}")))
+                    .await
+                    .unwrap();
+            }
+            sink.flush().await.unwrap();
+            // Keep the connection open until the test ends.
+            std::future::pending::<()>().await;
+        });
+    }
+    for listener in listeners {
+        tasks.push(tokio::spawn(receive_all(listener.split().1)));
+    }
+    for task in tasks {
+        let last_seen = within("a receiver to get everything", task).await.unwrap();
+        assert_eq!(last_seen.len(), 3);
+        assert!(
+            last_seen
+                .values()
+                .all(|&last| last == PER_SENDER as i64 - 1)
+        );
+    }
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_reads_is_closed_with_1013_while_others_get_everything() {
+    // 600 x 64 KiB is several times what the kernel buffers for a socket that is not read.
+    const MESSAGES: usize = 600;
+    let server = TestServer::start(Config {
+        mode: Mode::Broadcast,
+        max_queue: 8,
+        close_timeout: Duration::from_secs(10),
+        ..Config::default()
+    })
+    .await;
+    let mut reader = server.connect_welcomed("/").await;
+    let mut stalled = server.connect_welcomed("/").await;
+
+    let payload = vec![0x5au8; 64 * 1024];
+    // The sender stays at most WINDOW messages ahead of the reader, well inside the queue, and
+    // reads its own copy of each message before sending the next, so neither of them can be
+    // the one that falls behind.
+    const WINDOW: u64 = 4;
+    let (progress, mut reader_progress) = tokio::sync::watch::channel(0u64);
+    let mut sender = server.connect_welcomed("/").await;
+    eventually("three members", || async {
+        stats(&server).await.1.get("/") == Some(&3)
+    })
+    .await;
+    let sending = tokio::spawn(async move {
+        for n in 0..MESSAGES as u64 {
+            reader_progress
+                .wait_for(|&read| n < read + WINDOW)
+                .await
+                .unwrap();
+            let mut message = payload.clone();
+            message[..8].copy_from_slice(&n.to_be_bytes());
+            sender.send(Message::binary(message.clone())).await.unwrap();
+            assert_eq!(next_message(&mut sender).await, Message::binary(message));
+        }
+        sender
+    });
+    for n in 0..MESSAGES {
+        match next_message(&mut reader).await {
+            Message::Binary(bytes) => {
+                assert_eq!(bytes.len(), 64 * 1024);
+                assert_eq!(u64::from_be_bytes(bytes[..8].try_into().unwrap()), n as u64);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        progress.send_replace(n as u64 + 1);
+    }
+    let _sender = within("the sender to finish", sending).await.unwrap();
+    // Now the stalled client reads: some of the messages, then the close frame.
+    let frame = expect_close_code(&mut stalled, CloseCode::Again).await;
+    assert!(frame.reason.contains("too slow"), "{}", frame.reason);
+    eventually("the stalled client to leave", || async {
+        stats(&server).await.1.get("/") == Some(&2)
+    })
+    .await;
+    drop((reader, stalled, _sender));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn rooms_count_joins_and_leaves_and_disappear_when_empty() {
+    let server = broadcast_server().await;
+    let first = server.connect_welcomed("/lobby").await;
+    let mut second = server.connect_welcomed("/lobby").await;
+    let other = server.connect_welcomed("/other").await;
+    eventually("two rooms of 2 and 1", || async {
+        let rooms = stats(&server).await.1;
+        rooms.get("/lobby") == Some(&2) && rooms.get("/other") == Some(&1)
+    })
+    .await;
+    within("close", second.close(None)).await.unwrap();
+    drop(second);
+    eventually("the lobby to shrink to 1", || async {
+        stats(&server).await.1.get("/lobby") == Some(&1)
+    })
+    .await;
+    drop(first);
+    drop(other);
+    eventually("both rooms to disappear", || async {
+        let (connections, rooms) = stats(&server).await;
+        // The /stats request itself holds a slot while it is answered.
+        rooms.is_empty() && connections == 1
+    })
+    .await;
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn shutdown_sends_1001_to_everyone_in_every_room() {
+    let mut server = broadcast_server().await;
+    let mut clients = Vec::new();
+    for room in ["/", "/a", "/b", "/a"] {
+        clients.push(server.connect_welcomed(room).await);
+    }
+    server.begin_shutdown();
+    for client in &mut clients {
+        expect_close_code(client, CloseCode::Away).await;
+    }
+    drop(clients);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn every_room_path_serves_the_page() {
+    let server = broadcast_server().await;
+    let response = get(server.addr, "/team-a").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, wsecho::CLIENT_HTML.as_bytes());
+    server.shut_down().await;
+}
