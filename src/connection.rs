@@ -22,11 +22,12 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, error::ProtocolEr
 
 use crate::config::{Config, Mode};
 use crate::http::{self, Route};
+use crate::read_ahead::ReadAhead;
 use crate::server::Shared;
 use crate::shutdown::Shutdown;
 
 /// The WebSocket stream every session speaks over.
-pub(crate) type Socket = WebSocketStream<TcpStream>;
+pub(crate) type Socket = WebSocketStream<ReadAhead<TcpStream>>;
 
 /// How many messages that have already arrived are answered before the replies are flushed
 /// together. Batching saves a system call per message when a client pipelines; the cap keeps
@@ -100,41 +101,59 @@ pub(crate) fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
 }
 
 /// Serves one accepted TCP connection until it ends or the server shuts down.
+///
+/// Each phase's future is boxed: a task's future is as large as the largest state it can be
+/// in, for as long as the task lives, so the handshake's buffers and the other modes' loops
+/// would otherwise sit in every idle connection.
 pub(crate) async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
     mut shutdown: Shutdown,
 ) {
+    let Some((mut socket, path)) = Box::pin(accept(stream, peer, shared, &mut shutdown)).await
+    else {
+        return;
+    };
+    info!("peer {peer} connected to {path}");
+    let mut session = Session::new(&mut socket, peer, &shared.config);
+    let Err(end) = match shared.config.mode {
+        Mode::Echo | Mode::Raw => Box::pin(echo(&mut session, shared, &mut shutdown)).await,
+        Mode::Broadcast => Box::pin(broadcast(&mut session, shared, &path, &mut shutdown)).await,
+    };
+    Box::pin(finish(&mut socket, peer, end, shared.config.close_timeout)).await;
+}
+
+/// The handshake phase: within the handshake timeout, either answer plain HTTP (`None`) or
+/// upgrade, returning the WebSocket and the request path.
+async fn accept(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &mut Shutdown,
+) -> Option<(Socket, String)> {
     let limit = shared.config.handshake_timeout;
     let request = tokio::select! {
         outcome = timeout(limit, upgrade(&mut stream, peer, shared)) => match outcome {
             Ok(Some(request)) => request,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(_) => {
                 debug!("peer {peer}: no complete request within {limit:?}; answering 408");
                 let _ = timeout(limit, http::answer(&mut stream, &http::Response::timed_out())).await;
-                return;
+                return None;
             }
         },
-        _ = shutdown.recv() => return,
+        _ = shutdown.recv() => return None,
     };
     let path = request.head.uri().path().to_owned();
-    let mut socket = WebSocketStream::from_partially_read(
-        stream,
+    let socket = WebSocketStream::from_partially_read(
+        ReadAhead::new(stream),
         request.tail,
         Role::Server,
         Some(shared.websocket_config),
     )
     .await;
-    info!("peer {peer} connected to {path}");
-
-    let mut session = Session::new(&mut socket, peer, &shared.config);
-    let Err(end) = match shared.config.mode {
-        Mode::Echo | Mode::Raw => echo(&mut session, shared, &mut shutdown).await,
-        Mode::Broadcast => broadcast(&mut session, shared, &path, &mut shutdown).await,
-    };
-    finish(&mut socket, peer, end, shared.config.close_timeout).await;
+    Some((socket, path))
 }
 
 /// Reads the request and either answers it as plain HTTP (returning `None`) or sends the 101

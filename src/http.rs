@@ -349,7 +349,8 @@ pub(crate) async fn answer(stream: &mut TcpStream, response: &Response) -> io::R
 
 /// Reads and discards what the client still sends, until it closes or [`LINGER_BYTES`].
 async fn drain(stream: &mut TcpStream) {
-    let mut scratch = [0u8; 4096];
+    // On the heap: an array here would sit in every connection task's future, served or not.
+    let mut scratch = vec![0u8; 4096];
     let mut total = 0;
     while total < LINGER_BYTES {
         match stream.read(&mut scratch).await {

@@ -9,11 +9,13 @@
 //! - `http`: plain-HTTP answers on the WebSocket port and the upgrade decision.
 //! - `connection`: one client's session: welcome, echo or broadcast loop, keepalive, close.
 //! - `hub`: broadcast mode's rooms and the fan-out to their members.
+//! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
 
 mod config;
 mod connection;
 mod http;
 mod hub;
+mod read_ahead;
 mod server;
 mod shutdown;
 

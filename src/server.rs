@@ -75,7 +75,7 @@ impl Shared {
 /// Bytes tungstenite reads from the socket at a time, and allocates per connection up front.
 /// tungstenite's default (128 KiB) costs that much memory per idle client and zero-fills it
 /// on every read.
-const READ_BUFFER_SIZE: usize = 4096;
+const READ_BUFFER_SIZE: usize = 512;
 
 /// Replies are collected up to this many bytes before tungstenite writes them to the socket;
 /// a batch of replies is flushed at the end in any case.

@@ -1,0 +1,471 @@
+//! The load generator: opens WebSocket (or plain TCP) connections to one server on loopback
+//! and drives them in one of four ways, then prints one JSON line of results.
+//!
+//! - `echo`: request/response; each connection sends one message and waits for the answer.
+//!   Reports msg/s and latency percentiles.
+//! - `pipelined`: each connection keeps `--in-flight` messages outstanding.
+//! - `idle`: opens `--connections` connections (handshakes timed) and holds them; with
+//!   `--server-pid`, reports the server's memory per connection.
+//! - `fanout`: one sender and `--connections` receivers in one broadcast room; reports
+//!   deliveries per second.
+//!
+//! Frames are written by hand (precomputed, masked with a fixed key) so that the generator
+//! spends as little CPU as possible per message; the server under test does the real work.
+//! With `--server-pid`, the server's CPU time over the measured window is reported too.
+//! Every loop is bounded by `--duration`; only loopback addresses are accepted.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Echo,
+    Pipelined,
+    Idle,
+    Fanout,
+}
+
+#[derive(Parser)]
+struct Args {
+    /// Server address (loopback only), e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    addr: SocketAddr,
+    #[arg(long, value_enum)]
+    mode: Mode,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Message payload size in bytes.
+    #[arg(long, default_value_t = 32)]
+    size: usize,
+    /// Messages outstanding per connection (pipelined mode).
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Seconds to measure for.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Speak plain TCP (no handshake): for the TCP echo ceiling.
+    #[arg(long)]
+    tcp: bool,
+    /// Read and drop one frame after the handshake (a server that sends a welcome).
+    #[arg(long)]
+    welcome: bool,
+    /// URL path to connect to (the room, in broadcast mode).
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Local source addresses to spread connections over (127.0.0.1 .. 127.0.0.N), for more
+    /// connections than one address has ports.
+    #[arg(long, default_value_t = 1)]
+    sources: u8,
+    /// Handshakes in progress at once while opening connections.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// The server's process id, to report its CPU time and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+/// A client frame: FIN, the opcode, the mask bit, the length, a fixed mask key and the
+/// masked payload.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        len if len < 126 => frame.push(0x80 | len as u8),
+        len if len < 65536 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&KEY);
+    frame.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(i, byte)| byte ^ KEY[i % 4]),
+    );
+    frame
+}
+
+/// Reads frames and counts the complete ones, without keeping their payloads.
+struct FrameReader {
+    buffer: Vec<u8>,
+    filled: usize,
+}
+
+impl FrameReader {
+    fn new() -> Self {
+        FrameReader {
+            buffer: vec![0; 256 * 1024],
+            filled: 0,
+        }
+    }
+
+    /// Reads once from `stream` and returns how many frames completed (0 at end of stream is
+    /// reported as an error).
+    async fn read(&mut self, stream: &mut TcpStream) -> std::io::Result<usize> {
+        let read = stream.read(&mut self.buffer[self.filled..]).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.filled += read;
+        let mut start = 0;
+        let mut frames = 0;
+        loop {
+            let Some(length) = frame_length(&self.buffer[start..self.filled]) else {
+                break;
+            };
+            if self.filled - start < length {
+                if length > self.buffer.len() {
+                    self.buffer.resize(length, 0);
+                }
+                break;
+            }
+            start += length;
+            frames += 1;
+        }
+        self.buffer.copy_within(start..self.filled, 0);
+        self.filled -= start;
+        Ok(frames)
+    }
+}
+
+/// The whole length of the frame at the start of `bytes`, if its header is complete.
+fn frame_length(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 2 {
+        return None;
+    }
+    let mask = if bytes[1] & 0x80 != 0 { 4 } else { 0 };
+    let (header, payload) = match bytes[1] & 0x7f {
+        126 => (
+            4,
+            u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?) as usize,
+        ),
+        127 => (
+            10,
+            u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?) as usize,
+        ),
+        short => (2, short as usize),
+    };
+    Some(header + mask + payload)
+}
+
+async fn connect(args: &Args, index: usize) -> std::io::Result<TcpStream> {
+    let source = Ipv4Addr::new(127, 0, 0, 1 + (index % args.sources.max(1) as usize) as u8);
+    let socket = TcpSocket::new_v4()?;
+    if args.sources > 1 {
+        socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    }
+    let mut stream = socket.connect(args.addr).await?;
+    stream.set_nodelay(true)?;
+    if args.tcp {
+        return Ok(stream);
+    }
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        args.path, args.addr
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&head).into_owned(),
+        ));
+    }
+    if args.welcome {
+        let mut reader = FrameReader::new();
+        while reader.read(&mut stream).await? == 0 {}
+    }
+    Ok(stream)
+}
+
+/// Opens `count` connections, `concurrency` at a time, returning them and the time taken.
+async fn open_all(args: &Arc<Args>, count: usize) -> (Vec<TcpStream>, Duration) {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency.min(count).max(1) {
+        let args = args.clone();
+        let next = next.clone();
+        workers.push(tokio::spawn(async move {
+            let mut opened = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if index >= count {
+                    return opened;
+                }
+                match connect(&args, index).await {
+                    Ok(stream) => opened.push(stream),
+                    Err(error) => panic!("connection {index} failed: {error}"),
+                }
+            }
+        }));
+    }
+    let mut streams = Vec::with_capacity(count);
+    for worker in workers {
+        streams.extend(worker.await.expect("connect worker"));
+    }
+    (streams, started.elapsed())
+}
+
+/// Counters the connection tasks share; `measuring` is set for the measured window only.
+#[derive(Default)]
+struct Counters {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    messages: AtomicU64,
+}
+
+struct Window {
+    seconds: f64,
+    client_cpu: f64,
+    server_cpu: Option<f64>,
+}
+
+/// Lets the load run for the warm-up, then measures for the duration, then stops it.
+async fn measure(args: &Args, counters: &Counters) -> Window {
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let server_before = args.server_pid.and_then(wsecho_bench::cpu_time);
+    let client_before = wsecho_bench::cpu_time(std::process::id());
+    counters.measuring.store(true, Ordering::Release);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    counters.measuring.store(false, Ordering::Release);
+    let seconds = started.elapsed().as_secs_f64();
+    counters.stop.store(true, Ordering::Release);
+    let server_after = args.server_pid.and_then(wsecho_bench::cpu_time);
+    let client_after = wsecho_bench::cpu_time(std::process::id());
+    Window {
+        seconds,
+        client_cpu: match (client_before, client_after) {
+            (Some(before), Some(after)) => (after - before).as_secs_f64(),
+            _ => f64::NAN,
+        },
+        server_cpu: match (server_before, server_after) {
+            (Some(before), Some(after)) => Some((after - before).as_secs_f64()),
+            _ => None,
+        },
+    }
+}
+
+fn percentile(sorted: &[u32], fraction: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
+}
+
+fn main() {
+    let args = Arc::new(Args::parse());
+    assert!(
+        args.addr.ip().is_loopback(),
+        "load goes to loopback addresses only"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(run(args.clone()));
+    println!("{result}");
+}
+
+async fn run(args: Arc<Args>) -> String {
+    let opcode = if args.tcp { 0x2 } else { 0x1 };
+    let frame: Arc<[u8]> = client_frame(opcode, &vec![b'a'; args.size]).into();
+    match args.mode {
+        Mode::Idle => {
+            let rss_before = args.server_pid.and_then(wsecho_bench::rss);
+            let cpu_before = args.server_pid.and_then(wsecho_bench::cpu_time);
+            let (streams, took) = open_all(&args, args.connections).await;
+            let cpu_after = args.server_pid.and_then(wsecho_bench::cpu_time);
+            // Let the server settle (tasks parked, buffers freed) before reading its memory.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let rss_after = args.server_pid.and_then(wsecho_bench::rss);
+            let per_connection = match (rss_before, rss_after) {
+                (Some(before), Some(after)) => {
+                    (after.saturating_sub(before)) as f64 / streams.len() as f64
+                }
+                _ => f64::NAN,
+            };
+            let handshake_cpu_us = match (cpu_before, cpu_after) {
+                (Some(before), Some(after)) => {
+                    (after - before).as_secs_f64() * 1e6 / streams.len() as f64
+                }
+                _ => f64::NAN,
+            };
+            let result = format!(
+                "{{\"mode\":\"idle\",\"connections\":{},\"handshakes_per_sec\":{:.0},\
+                 \"server_us_per_handshake\":{:.2},\"bytes_per_connection\":{:.0}}}",
+                streams.len(),
+                streams.len() as f64 / took.as_secs_f64(),
+                handshake_cpu_us,
+                per_connection
+            );
+            drop(streams);
+            result
+        }
+        Mode::Echo | Mode::Pipelined => {
+            let (streams, _) = open_all(&args, args.connections).await;
+            let counters = Arc::new(Counters::default());
+            let mut tasks = Vec::new();
+            for stream in streams {
+                let counters = counters.clone();
+                let frame = frame.clone();
+                let window = if args.mode == Mode::Echo {
+                    1
+                } else {
+                    args.in_flight
+                };
+                tasks.push(tokio::spawn(drive(stream, frame, window, counters)));
+            }
+            let window = measure(&args, &counters).await;
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await.unwrap_or_default());
+            }
+            latencies.sort_unstable();
+            report(
+                &args,
+                &window,
+                counters.messages.load(Ordering::Relaxed),
+                &latencies,
+            )
+        }
+        Mode::Fanout => fanout(args, frame).await,
+    }
+}
+
+/// Keeps `window` messages outstanding on one connection until told to stop; returns the
+/// round-trip times (µs) of the messages answered in the measured window when `window` is 1.
+async fn drive(
+    mut stream: TcpStream,
+    frame: Arc<[u8]>,
+    window: usize,
+    counters: Arc<Counters>,
+) -> Vec<u32> {
+    let mut reader = FrameReader::new();
+    let mut latencies = Vec::new();
+    let burst: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * window)
+        .collect();
+    if stream.write_all(&burst).await.is_err() {
+        return latencies;
+    }
+    let mut sent_at = Instant::now();
+    while !counters.stop.load(Ordering::Acquire) {
+        let Ok(answered) = reader.read(&mut stream).await else {
+            break;
+        };
+        if answered == 0 {
+            continue;
+        }
+        if counters.measuring.load(Ordering::Acquire) {
+            counters
+                .messages
+                .fetch_add(answered as u64, Ordering::Relaxed);
+            if window == 1 {
+                latencies.push(sent_at.elapsed().as_micros() as u32);
+            }
+        }
+        let refill = &burst[..frame.len() * answered.min(window)];
+        sent_at = Instant::now();
+        if stream.write_all(refill).await.is_err() {
+            break;
+        }
+    }
+    latencies
+}
+
+fn report(args: &Args, window: &Window, messages: u64, latencies: &[u32]) -> String {
+    let per_second = messages as f64 / window.seconds;
+    let server_us = window
+        .server_cpu
+        .map(|cpu| cpu * 1e6 / messages.max(1) as f64)
+        .unwrap_or(f64::NAN);
+    format!(
+        "{{\"mode\":\"{}\",\"connections\":{},\"size\":{},\"messages\":{messages},\
+         \"msgs_per_sec\":{per_second:.0},\"mb_per_sec\":{:.1},\"server_us_per_msg\":{server_us:.3},\
+         \"client_cpu_share\":{:.2},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{}}}",
+        match args.mode {
+            Mode::Echo => "echo",
+            Mode::Pipelined => "pipelined",
+            Mode::Idle => "idle",
+            Mode::Fanout => "fanout",
+        },
+        args.connections,
+        args.size,
+        per_second * args.size as f64 / 1e6,
+        window.client_cpu / window.seconds,
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
+        percentile(latencies, 0.999),
+    )
+}
+
+/// One sender, `--connections` receivers in the same room; the sender keeps `--in-flight`
+/// messages outstanding, counted back through its own copy (broadcast includes the sender).
+async fn fanout(args: Arc<Args>, frame: Arc<[u8]>) -> String {
+    let (receivers, _) = open_all(&args, args.connections).await;
+    let (mut senders, _) = open_all(&args, 1).await;
+    let counters = Arc::new(Counters::default());
+    let deliveries = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for mut stream in receivers {
+        let counters = counters.clone();
+        let deliveries = deliveries.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut reader = FrameReader::new();
+            while !counters.stop.load(Ordering::Acquire) {
+                let Ok(received) = reader.read(&mut stream).await else {
+                    break;
+                };
+                if counters.measuring.load(Ordering::Acquire) {
+                    deliveries.fetch_add(received as u64, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let sender = senders.pop().expect("the sender");
+    let sending = tokio::spawn(drive(sender, frame, args.in_flight, counters.clone()));
+    let window = measure(&args, &counters).await;
+    sending.abort();
+    for task in tasks {
+        task.abort();
+    }
+    let delivered = deliveries.load(Ordering::Relaxed);
+    format!(
+        "{{\"mode\":\"fanout\",\"receivers\":{},\"size\":{},\"deliveries_per_sec\":{:.0},\
+         \"server_us_per_delivery\":{:.3},\"client_cpu_share\":{:.2}}}",
+        args.connections,
+        args.size,
+        delivered as f64 / window.seconds,
+        window
+            .server_cpu
+            .map(|cpu| cpu * 1e6 / delivered.max(1) as f64)
+            .unwrap_or(f64::NAN),
+        window.client_cpu / window.seconds
+    )
+}

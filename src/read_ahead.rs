@@ -1,0 +1,169 @@
+//! The stream tungstenite reads from: a TCP socket with a read-ahead buffer that exists only
+//! while a burst of data is arriving.
+//!
+//! tungstenite allocates its read buffer (`read_buffer_size`) per connection up front and
+//! asks the socket for at most that much per read. A large buffer costs memory on every idle
+//! connection (tungstenite's 128 KiB default: ~135 KB per idle client); a small one costs a
+//! system call per few hundred bytes when a client sends a lot. This wrapper gives both:
+//! tungstenite keeps a small buffer, small reads go straight from the socket into it, and
+//! when a read fills it completely (more is very likely waiting) the next reads fill a
+//! 64 KiB buffer in one system call each and serve tungstenite from there. The big buffer is
+//! freed as soon as it has been drained, so an idle connection holds none.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Size of the read-ahead buffer while a burst lasts.
+const BURST_BUFFER: usize = 64 * 1024;
+
+/// A stream with a read-ahead buffer for bursts.
+pub(crate) struct ReadAhead<S> {
+    inner: S,
+    /// Bytes read from the socket and not yet handed on; `None` between bursts.
+    burst: Option<Burst>,
+    /// The last read from the socket filled the caller's buffer: more is probably waiting.
+    busy: bool,
+}
+
+/// Read-ahead bytes; `bytes[start..end]` is initialized and not yet handed on.
+struct Burst {
+    bytes: Box<[MaybeUninit<u8>]>,
+    start: usize,
+    end: usize,
+}
+
+impl Burst {
+    fn unread(&self) -> &[u8] {
+        let unread = &self.bytes[self.start..self.end];
+        // SAFETY: `start..end` lies within what the socket read filled in, and `MaybeUninit<u8>`
+        // has the layout of `u8`.
+        unsafe { &*(unread as *const [MaybeUninit<u8>] as *const [u8]) }
+    }
+}
+
+impl<S> ReadAhead<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        ReadAhead {
+            inner,
+            burst: None,
+            busy: false,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if let Some(burst) = &mut this.burst {
+            let count = out.remaining().min(burst.end - burst.start);
+            out.put_slice(&burst.unread()[..count]);
+            burst.start += count;
+            if burst.start == burst.end {
+                this.burst = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if !this.busy || out.remaining() >= BURST_BUFFER {
+            // Quiet connection (or a caller with room enough): read straight into its buffer.
+            let before = out.filled().len();
+            let wanted = out.remaining();
+            let result = Pin::new(&mut this.inner).poll_read(cx, out);
+            if let Poll::Ready(Ok(())) = result {
+                this.busy = out.filled().len() - before == wanted;
+            }
+            return result;
+        }
+        // A burst: read as much as the socket has, once, and hand it out piece by piece. The
+        // buffer is not zeroed first; only what the socket fills in is ever read.
+        let mut bytes = Box::new_uninit_slice(BURST_BUFFER);
+        let mut read_buf = ReadBuf::uninit(&mut bytes);
+        match Pin::new(&mut this.inner).poll_read(cx, &mut read_buf) {
+            Poll::Ready(Ok(())) => {
+                let end = read_buf.filled().len();
+                this.busy = end == BURST_BUFFER;
+                let mut burst = Burst {
+                    bytes,
+                    start: 0,
+                    end,
+                };
+                let count = out.remaining().min(end);
+                out.put_slice(&burst.unread()[..count]);
+                burst.start = count;
+                if count < end {
+                    this.burst = Some(burst);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => {
+                this.busy = false;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, bytes)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Small reads through a burst hand on every byte, in order, across many buffer refills.
+    #[tokio::test]
+    async fn small_reads_during_a_burst_see_every_byte_in_order() {
+        let (mut writer, reader) = tokio::io::duplex(1 << 20);
+        let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        writer.write_all(&sent).await.unwrap();
+        drop(writer);
+        let mut stream = ReadAhead::new(reader);
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            let read = stream.read(&mut chunk).await.unwrap();
+            if read == 0 {
+                break;
+            }
+            received.extend_from_slice(&chunk[..read]);
+        }
+        assert_eq!(received, sent);
+        assert!(stream.burst.is_none(), "the burst buffer is freed once drained");
+    }
+}
