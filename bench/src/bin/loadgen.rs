@@ -179,22 +179,25 @@ async fn connect(args: &Args, index: usize) -> std::io::Result<TcpStream> {
         args.path, args.addr
     );
     stream.write_all(request.as_bytes()).await?;
-    let mut head = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await? == 0 {
+    let mut received = Vec::with_capacity(512);
+    let head_end = loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        if stream.read_buf(&mut received).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        head.push(byte[0]);
-    }
-    if !head.starts_with(b"HTTP/1.1 101") {
-        return Err(std::io::Error::other(
-            String::from_utf8_lossy(&head).into_owned(),
-        ));
+    };
+    if !received.starts_with(b"HTTP/1.1 101") {
+        return Err(std::io::Error::other(String::from_utf8_lossy(&received).into_owned()));
     }
     if args.welcome {
-        let mut reader = FrameReader::new();
-        while reader.read(&mut stream).await? == 0 {}
+        // The welcome frame may have arrived with the head, whole or in part.
+        while frame_length(&received[head_end..]).is_none_or(|len| received.len() - head_end < len) {
+            if stream.read_buf(&mut received).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
     }
     Ok(stream)
 }

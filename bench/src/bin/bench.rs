@@ -1,0 +1,333 @@
+//! The benchmark runner: starts each server pinned to CPU 0, drives it with `loadgen`
+//! (which runs where this runner runs: CPU 1 under `bench/run.sh`), alternates the servers'
+//! order from round to round, and prints the medians as one table. Every run's raw result is
+//! also written as a JSON line.
+//!
+//! The headline figure is server CPU time per message, read from /proc/PID/stat: on a
+//! 2-core machine the load generator saturates its own core first, so msg/s mostly measures
+//! the generator; CPU per message measures the server.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// Rounds; each runs every scenario against every server, in a rotated order.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 4.0)]
+    duration: f64,
+    /// A quick smoke run: one short round with fewer connections.
+    #[arg(long)]
+    quick: bool,
+    /// Directory holding the release binaries.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Where to append one JSON line per run.
+    #[arg(long, default_value = "target/bench/results.jsonl")]
+    json: PathBuf,
+}
+
+/// A server under test: how to start it, and how the load generator must talk to it.
+#[derive(Clone, Copy)]
+struct Server {
+    name: &'static str,
+    binary: &'static str,
+    args: &'static [&'static str],
+    /// Plain TCP, no handshake.
+    tcp: bool,
+    /// Sends a welcome frame first.
+    welcome: bool,
+}
+
+const TCP: Server = Server {
+    name: "tokio TCP echo (ceiling)",
+    binary: "tcp-echo",
+    args: &[],
+    tcp: true,
+    welcome: false,
+};
+const TUNGSTENITE: Server = Server {
+    name: "tokio-tungstenite, default config",
+    binary: "tungstenite-echo",
+    args: &[],
+    tcp: false,
+    welcome: false,
+};
+const TUNGSTENITE_8K: Server = Server {
+    name: "tokio-tungstenite, 8 KiB buffers",
+    binary: "tungstenite-echo",
+    args: &["--read-buffer", "8192"],
+    tcp: false,
+    welcome: false,
+};
+const WSECHO_RAW: Server = Server {
+    name: "wsecho --mode raw",
+    binary: "wsecho",
+    args: &["--mode", "raw", "--threads", "1", "--host", "127.0.0.1", "--max-connections", "60000"],
+    tcp: false,
+    welcome: false,
+};
+const WSECHO_ECHO: Server = Server {
+    name: "wsecho (default echo mode)",
+    binary: "wsecho",
+    args: &["--threads", "1", "--host", "127.0.0.1", "--max-connections", "60000"],
+    tcp: false,
+    welcome: true,
+};
+const WSECHO_BROADCAST: Server = Server {
+    name: "wsecho --mode broadcast",
+    binary: "wsecho",
+    args: &["--mode", "broadcast", "--welcome", "", "--threads", "1", "--host", "127.0.0.1",
+        "--max-connections", "60000", "--max-queue", "4096"],
+    tcp: false,
+    welcome: false,
+};
+
+/// One load pattern and the servers it is run against.
+struct Scenario {
+    key: &'static str,
+    loadgen: Vec<String>,
+    servers: Vec<Server>,
+}
+
+fn scenarios(args: &Args) -> Vec<Scenario> {
+    let quick = args.quick;
+    let scale = |full: usize, smoke: usize| if quick { smoke } else { full }.to_string();
+    let echo_servers = vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, WSECHO_RAW, WSECHO_ECHO];
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        Scenario {
+            key: "echo64",
+            loadgen: strings(&["--mode", "echo", "--connections", "64", "--size", "32"]),
+            servers: echo_servers.clone(),
+        },
+        Scenario {
+            key: "echo1000",
+            loadgen: [strings(&["--mode", "echo", "--size", "32", "--connections"]), vec![scale(1000, 200)]].concat(),
+            servers: echo_servers.clone(),
+        },
+        Scenario {
+            key: "pipe1k",
+            loadgen: strings(&["--mode", "pipelined", "--connections", "64", "--in-flight", "16", "--size", "1024"]),
+            servers: echo_servers.clone(),
+        },
+        Scenario {
+            key: "pipe64k",
+            loadgen: strings(&["--mode", "pipelined", "--connections", "16", "--in-flight", "4", "--size", "65536"]),
+            servers: echo_servers,
+        },
+        Scenario {
+            key: "idle",
+            loadgen: [strings(&["--mode", "idle", "--sources", "4", "--connections"]), vec![scale(10_000, 1000)]].concat(),
+            servers: vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, WSECHO_RAW],
+        },
+        Scenario {
+            key: "fanout",
+            loadgen: [
+                strings(&["--mode", "fanout", "--size", "64", "--in-flight", "8", "--path", "/room", "--connections"]),
+                vec![scale(1000, 100)],
+            ]
+            .concat(),
+            servers: vec![WSECHO_BROADCAST],
+        },
+    ]
+}
+
+/// A server process pinned to CPU 0, and the address it listens on.
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
+    // The log goes to a file: a pipe that this process (on the load generator's core) had to
+    // drain would slow the server down whenever it logs.
+    let log = std::fs::File::create(log_path).expect("create the server log");
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(bin_dir.join(server.binary))
+        .args(server.args)
+        .args(if server.binary == "tcp-echo" { vec!["0"] } else { vec!["--port", "0"] })
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {}: {error}", server.binary));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = loop {
+        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        if let Some(rest) = text.split("listening on ws://").nth(1) {
+            break rest.lines().next().unwrap_or_default().trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "{} did not start: {text}", server.binary);
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Running { child, addr }
+}
+
+fn run_once(server: &Server, scenario: &Scenario, args: &Args) -> String {
+    let log_path = args.json.with_file_name("server.log");
+    let running = start(server, &args.bin_dir, &log_path);
+    // taskset execs the server in place, so the child is the server process itself.
+    let pid = running.child.id().to_string();
+    let mut command = Command::new(args.bin_dir.join("loadgen"));
+    command
+        .args(["--addr", &running.addr, "--server-pid", &pid])
+        .args(&scenario.loadgen)
+        .args(["--duration", &args.duration.to_string()])
+        .args(["--warmup", if args.quick { "0.3" } else { "1" }]);
+    if server.tcp {
+        command.arg("--tcp");
+    }
+    if server.welcome {
+        command.arg("--welcome");
+    }
+    let output = command.output().expect("run loadgen");
+    if !output.status.success() {
+        panic!(
+            "loadgen failed against {}: {}",
+            server.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Pulls a number out of one of loadgen's flat JSON lines.
+fn field(json: &str, name: &str) -> Option<f64> {
+    let start = json.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let rest = &json[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+fn median(values: &mut Vec<f64>) -> f64 {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
+}
+
+fn main() {
+    let mut args = Args::parse();
+    if args.quick {
+        args.rounds = 1;
+        args.duration = args.duration.min(1.0);
+    }
+    let scenarios = scenarios(&args);
+    if let Some(parent) = args.json.parent() {
+        std::fs::create_dir_all(parent).expect("create the results directory");
+    }
+    let mut json = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.json)
+        .expect("open the results file");
+    let date = String::from_utf8(Command::new("date").arg("-u").arg("+%Y-%m-%dT%H:%M:%SZ").output().expect("date").stdout)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    // (scenario, server) -> every round's result line
+    let mut results: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    let started = Instant::now();
+    for round in 0..args.rounds {
+        for scenario in &scenarios {
+            let mut order = scenario.servers.clone();
+            let len = order.len();
+            order.rotate_left(round % len);
+            for server in &order {
+                let line = run_once(server, scenario, &args);
+                eprintln!("round {} {:<9} {:<36} {line}", round + 1, scenario.key, server.name);
+                writeln!(
+                    json,
+                    "{{\"date\":\"{date}\",\"round\":{},\"scenario\":\"{}\",\"server\":\"{}\",\"result\":{line}}}",
+                    round + 1,
+                    scenario.key,
+                    server.name
+                )
+                .expect("write results");
+                results.entry((scenario.key, server.name)).or_default().push(line);
+                // Let sockets in TIME_WAIT and the scheduler settle between runs.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    let cell = |scenario: &str, server: &str, name: &str| -> f64 {
+        let mut values: Vec<f64> = results
+            .get(&(scenario, server))
+            .map(|lines| lines.iter().filter_map(|line| field(line, name)).collect())
+            .unwrap_or_default();
+        median(&mut values)
+    };
+    let show = |value: f64, decimals: usize| {
+        if value.is_finite() { format!("{value:.decimals$}") } else { "-".to_owned() }
+    };
+    println!();
+    println!(
+        "wsecho benchmark, {date}: medians of {} round(s), {} s each; server on CPU 0, load on CPU 1.",
+        args.rounds, args.duration
+    );
+    println!("µs = server CPU time per message (or per handshake); lower is better.");
+    println!();
+    println!("| server | echo, 64 conns: µs/msg (msg/s) | echo, {} conns: µs/msg | pipelined 1 KiB, 64x16: µs/msg (msg/s) | pipelined 64 KiB, 16x4: µs/msg | idle memory per connection | handshakes/s (µs each) |",
+        if args.quick { 200 } else { 1000 });
+    println!("|---|---|---|---|---|---|---|");
+    for server in [TCP, TUNGSTENITE, TUNGSTENITE_8K, WSECHO_RAW, WSECHO_ECHO] {
+        let n = server.name;
+        let idle = cell("idle", n, "bytes_per_connection");
+        println!(
+            "| {n} | {} ({}) | {} | {} ({}) | {} | {} | {} |",
+            show(cell("echo64", n, "server_us_per_msg"), 2),
+            show(cell("echo64", n, "msgs_per_sec"), 0),
+            show(cell("echo1000", n, "server_us_per_msg"), 2),
+            show(cell("pipe1k", n, "server_us_per_msg"), 2),
+            show(cell("pipe1k", n, "msgs_per_sec"), 0),
+            show(cell("pipe64k", n, "server_us_per_msg"), 1),
+            if idle.is_finite() { format!("{:.1} KB", idle / 1000.0) } else { "-".to_owned() },
+            if idle.is_finite() {
+                format!(
+                    "{} ({})",
+                    show(cell("idle", n, "handshakes_per_sec"), 0),
+                    show(cell("idle", n, "server_us_per_handshake"), 1)
+                )
+            } else {
+                "-".to_owned()
+            },
+        );
+    }
+    let b = WSECHO_BROADCAST.name;
+    println!();
+    println!(
+        "Broadcast fan-out ({b}, 1 sender, {} receivers in one room, 64-byte messages): {} deliveries/s, {} µs server CPU per delivery.",
+        if args.quick { 100 } else { 1000 },
+        show(cell("fanout", b, "deliveries_per_sec"), 0),
+        show(cell("fanout", b, "server_us_per_delivery"), 3)
+    );
+    let mut client_shares: Vec<f64> = results
+        .values()
+        .flatten()
+        .filter_map(|line| field(line, "client_cpu_share"))
+        .collect();
+    println!(
+        "Load generator CPU use (share of its core), median over runs: {}; runs above ~0.9 are limited by the generator, which is why µs/msg is the figure to compare.",
+        show(median(&mut client_shares), 2)
+    );
+    println!("Raw results: {} ({} s in all).", args.json.display(), started.elapsed().as_secs());
+}
