@@ -67,6 +67,13 @@ const TUNGSTENITE_8K: Server = Server {
     tcp: false,
     welcome: false,
 };
+const FASTWEBSOCKETS: Server = Server {
+    name: "fastwebsockets (hyper upgrade)",
+    binary: "fastwebsockets-echo",
+    args: &[],
+    tcp: false,
+    welcome: false,
+};
 const WSECHO_RAW: Server = Server {
     name: "wsecho --mode raw",
     binary: "wsecho",
@@ -100,7 +107,7 @@ struct Scenario {
 fn scenarios(args: &Args) -> Vec<Scenario> {
     let quick = args.quick;
     let scale = |full: usize, smoke: usize| if quick { smoke } else { full }.to_string();
-    let echo_servers = vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, WSECHO_RAW, WSECHO_ECHO];
+    let echo_servers = vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, FASTWEBSOCKETS, WSECHO_RAW, WSECHO_ECHO];
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
         Scenario {
@@ -126,7 +133,7 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
         Scenario {
             key: "idle",
             loadgen: [strings(&["--mode", "idle", "--sources", "4", "--connections"]), vec![scale(10_000, 1000)]].concat(),
-            servers: vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, WSECHO_RAW],
+            servers: vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, FASTWEBSOCKETS, WSECHO_RAW],
         },
         Scenario {
             key: "fanout",
@@ -161,7 +168,10 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
         .args(["-c", "0"])
         .arg(bin_dir.join(server.binary))
         .args(server.args)
-        .args(if server.binary == "tcp-echo" { vec!["0"] } else { vec!["--port", "0"] })
+        .args(match server.binary {
+            "tcp-echo" | "fastwebsockets-echo" => vec!["0"],
+            _ => vec!["--port", "0"],
+        })
         .env("RUST_LOG", "info")
         .stderr(log)
         .stdout(Stdio::null())
@@ -289,7 +299,7 @@ fn main() {
     println!("| server | echo, 64 conns: µs/msg (msg/s) | echo, {} conns: µs/msg | pipelined 1 KiB, 64x16: µs/msg (msg/s) | pipelined 64 KiB, 16x4: µs/msg | idle memory per connection | handshakes/s (µs each) |",
         if args.quick { 200 } else { 1000 });
     println!("|---|---|---|---|---|---|---|");
-    for server in [TCP, TUNGSTENITE, TUNGSTENITE_8K, WSECHO_RAW, WSECHO_ECHO] {
+    for server in [TCP, TUNGSTENITE, TUNGSTENITE_8K, FASTWEBSOCKETS, WSECHO_RAW, WSECHO_ECHO] {
         let n = server.name;
         let idle = cell("idle", n, "bytes_per_connection");
         println!(
