@@ -65,10 +65,10 @@ impl End {
         }
     }
 
-    /// Maps an error from reading the socket to how the session ends: tungstenite reports a
-    /// client's protocol violation as an error and would just drop the connection; RFC 6455
-    /// wants the matching close code sent first.
-    pub(crate) fn from_read_error(error: tungstenite::Error) -> End {
+    /// Maps an error from the socket to how the session ends: tungstenite reports a client's
+    /// protocol violation as an error and would just drop the connection; RFC 6455 wants the
+    /// matching close code sent first.
+    pub(crate) fn from_error(error: tungstenite::Error) -> End {
         use tungstenite::Error;
         match error {
             Error::ConnectionClosed | Error::AlreadyClosed => End::ClientClosed(None),
@@ -245,7 +245,7 @@ impl<'a> Session<'a> {
     ) -> Result<Option<Message>, End> {
         let message = match next {
             Some(Ok(message)) => message,
-            Some(Err(error)) => return Err(End::from_read_error(error)),
+            Some(Err(error)) => return Err(End::from_error(error)),
             None => return Err(End::ClientClosed(None)),
         };
         self.keepalive.heard();
@@ -308,10 +308,13 @@ async fn echo(session: &mut Session<'_>, shared: &Shared, shutdown: &mut Shutdow
     session.welcome(&shared.welcome).await?;
     let mode = session.config.mode;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
+    // Made once: a fresh shutdown future per message would register with (and leave) the
+    // signal's waiter list, under its lock, every time.
+    let mut shutting_down = pin!(shutdown.recv());
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.recv() => return Err(End::Shutdown),
+            _ = &mut shutting_down => return Err(End::Shutdown),
             first = session.socket.next() => {
                 session.receive_batch(first, |message| reply_to(message, mode)).await?;
             }
@@ -334,12 +337,14 @@ async fn broadcast(
     let eviction = member.eviction();
     session.welcome(&shared.welcome).await?;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
+    let mut shutting_down = pin!(shutdown.recv());
+    let mut kicked_out = pin!(eviction.evicted());
     loop {
         // Not biased: a busy room must not starve reading the client (its pongs and close),
         // nor a chatty client starve delivering the room's messages to it.
         tokio::select! {
-            _ = shutdown.recv() => return Err(End::Shutdown),
-            _ = eviction.evicted() => return Err(evicted(session.config.max_queue)),
+            _ = &mut shutting_down => return Err(End::Shutdown),
+            _ = &mut kicked_out => return Err(evicted(session.config.max_queue)),
             first = session.socket.next() => {
                 session.receive_batch(first, |message| {
                     member.broadcast(&message);
@@ -425,20 +430,29 @@ pub(crate) async fn send(
     message: Message,
     limit: Duration,
 ) -> Result<(), End> {
-    match timeout(limit, socket.feed(message)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(End::from_read_error(error)),
-        Err(_) => Err(End::NotReading),
-    }
+    within(limit, socket.feed(message)).await
 }
 
 /// Writes out everything queued, waiting at most `limit` (see [`send`]).
 pub(crate) async fn flush(socket: &mut Socket, limit: Duration) -> Result<(), End> {
-    match timeout(limit, socket.flush()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(End::from_read_error(error)),
-        Err(_) => Err(End::NotReading),
-    }
+    within(limit, socket.flush()).await
+}
+
+/// Runs a socket write, giving up after `limit`. The timer is only set up when the write has
+/// to wait: almost every write completes at once, and a timer per message would cost more
+/// than the write's own bookkeeping.
+async fn within<F>(limit: Duration, mut write: F) -> Result<(), End>
+where
+    F: Future<Output = Result<(), tungstenite::Error>> + Unpin,
+{
+    let outcome = match (&mut write).now_or_never() {
+        Some(outcome) => outcome,
+        None => match timeout(limit, write).await {
+            Ok(outcome) => outcome,
+            Err(_) => return Err(End::NotReading),
+        },
+    };
+    outcome.map_err(End::from_error)
 }
 
 /// Sends the close frame the ending calls for, waits (at most `close_timeout`) for the

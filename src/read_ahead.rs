@@ -164,6 +164,9 @@ mod tests {
             received.extend_from_slice(&chunk[..read]);
         }
         assert_eq!(received, sent);
-        assert!(stream.burst.is_none(), "the burst buffer is freed once drained");
+        assert!(
+            stream.burst.is_none(),
+            "the burst buffer is freed once drained"
+        );
     }
 }

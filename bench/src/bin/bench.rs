@@ -77,22 +77,50 @@ const FASTWEBSOCKETS: Server = Server {
 const WSECHO_RAW: Server = Server {
     name: "wsecho --mode raw",
     binary: "wsecho",
-    args: &["--mode", "raw", "--threads", "1", "--host", "127.0.0.1", "--max-connections", "60000"],
+    args: &[
+        "--mode",
+        "raw",
+        "--threads",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--max-connections",
+        "60000",
+    ],
     tcp: false,
     welcome: false,
 };
 const WSECHO_ECHO: Server = Server {
     name: "wsecho (default echo mode)",
     binary: "wsecho",
-    args: &["--threads", "1", "--host", "127.0.0.1", "--max-connections", "60000"],
+    args: &[
+        "--threads",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--max-connections",
+        "60000",
+    ],
     tcp: false,
     welcome: true,
 };
 const WSECHO_BROADCAST: Server = Server {
     name: "wsecho --mode broadcast",
     binary: "wsecho",
-    args: &["--mode", "broadcast", "--welcome", "", "--threads", "1", "--host", "127.0.0.1",
-        "--max-connections", "60000", "--max-queue", "4096"],
+    args: &[
+        "--mode",
+        "broadcast",
+        "--welcome",
+        "",
+        "--threads",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--max-connections",
+        "60000",
+        "--max-queue",
+        "4096",
+    ],
     tcp: false,
     welcome: false,
 };
@@ -107,7 +135,14 @@ struct Scenario {
 fn scenarios(args: &Args) -> Vec<Scenario> {
     let quick = args.quick;
     let scale = |full: usize, smoke: usize| if quick { smoke } else { full }.to_string();
-    let echo_servers = vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, FASTWEBSOCKETS, WSECHO_RAW, WSECHO_ECHO];
+    let echo_servers = vec![
+        TCP,
+        TUNGSTENITE,
+        TUNGSTENITE_8K,
+        FASTWEBSOCKETS,
+        WSECHO_RAW,
+        WSECHO_ECHO,
+    ];
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
         Scenario {
@@ -117,28 +152,64 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
         },
         Scenario {
             key: "echo1000",
-            loadgen: [strings(&["--mode", "echo", "--size", "32", "--connections"]), vec![scale(1000, 200)]].concat(),
+            loadgen: [
+                strings(&["--mode", "echo", "--size", "32", "--connections"]),
+                vec![scale(1000, 200)],
+            ]
+            .concat(),
             servers: echo_servers.clone(),
         },
         Scenario {
             key: "pipe1k",
-            loadgen: strings(&["--mode", "pipelined", "--connections", "64", "--in-flight", "16", "--size", "1024"]),
+            loadgen: strings(&[
+                "--mode",
+                "pipelined",
+                "--connections",
+                "64",
+                "--in-flight",
+                "16",
+                "--size",
+                "1024",
+            ]),
             servers: echo_servers.clone(),
         },
         Scenario {
             key: "pipe64k",
-            loadgen: strings(&["--mode", "pipelined", "--connections", "16", "--in-flight", "4", "--size", "65536"]),
+            loadgen: strings(&[
+                "--mode",
+                "pipelined",
+                "--connections",
+                "16",
+                "--in-flight",
+                "4",
+                "--size",
+                "65536",
+            ]),
             servers: echo_servers,
         },
         Scenario {
             key: "idle",
-            loadgen: [strings(&["--mode", "idle", "--sources", "4", "--connections"]), vec![scale(10_000, 1000)]].concat(),
+            loadgen: [
+                strings(&["--mode", "idle", "--sources", "4", "--connections"]),
+                vec![scale(10_000, 1000)],
+            ]
+            .concat(),
             servers: vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, FASTWEBSOCKETS, WSECHO_RAW],
         },
         Scenario {
             key: "fanout",
             loadgen: [
-                strings(&["--mode", "fanout", "--size", "64", "--in-flight", "8", "--path", "/room", "--connections"]),
+                strings(&[
+                    "--mode",
+                    "fanout",
+                    "--size",
+                    "64",
+                    "--in-flight",
+                    "8",
+                    "--path",
+                    "/room",
+                    "--connections",
+                ]),
                 vec![scale(1000, 100)],
             ]
             .concat(),
@@ -155,7 +226,9 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -183,7 +256,11 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
         if let Some(rest) = text.split("listening on ws://").nth(1) {
             break rest.lines().next().unwrap_or_default().trim().to_owned();
         }
-        assert!(Instant::now() < deadline, "{} did not start: {text}", server.binary);
+        assert!(
+            Instant::now() < deadline,
+            "{} did not start: {text}",
+            server.binary
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     Running { child, addr }
@@ -232,7 +309,11 @@ fn median(values: &mut Vec<f64>) -> f64 {
     }
     values.sort_by(|a, b| a.total_cmp(b));
     let middle = values.len() / 2;
-    if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
 }
 
 fn main() {
@@ -250,10 +331,17 @@ fn main() {
         .append(true)
         .open(&args.json)
         .expect("open the results file");
-    let date = String::from_utf8(Command::new("date").arg("-u").arg("+%Y-%m-%dT%H:%M:%SZ").output().expect("date").stdout)
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let date = String::from_utf8(
+        Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%dT%H:%M:%SZ")
+            .output()
+            .expect("date")
+            .stdout,
+    )
+    .unwrap_or_default()
+    .trim()
+    .to_owned();
     // (scenario, server) -> every round's result line
     let mut results: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
     let started = Instant::now();
@@ -264,7 +352,12 @@ fn main() {
             order.rotate_left(round % len);
             for server in &order {
                 let line = run_once(server, scenario, &args);
-                eprintln!("round {} {:<9} {:<36} {line}", round + 1, scenario.key, server.name);
+                eprintln!(
+                    "round {} {:<9} {:<36} {line}",
+                    round + 1,
+                    scenario.key,
+                    server.name
+                );
                 writeln!(
                     json,
                     "{{\"date\":\"{date}\",\"round\":{},\"scenario\":\"{}\",\"server\":\"{}\",\"result\":{line}}}",
@@ -273,7 +366,10 @@ fn main() {
                     server.name
                 )
                 .expect("write results");
-                results.entry((scenario.key, server.name)).or_default().push(line);
+                results
+                    .entry((scenario.key, server.name))
+                    .or_default()
+                    .push(line);
                 // Let sockets in TIME_WAIT and the scheduler settle between runs.
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -287,7 +383,11 @@ fn main() {
         median(&mut values)
     };
     let show = |value: f64, decimals: usize| {
-        if value.is_finite() { format!("{value:.decimals$}") } else { "-".to_owned() }
+        if value.is_finite() {
+            format!("{value:.decimals$}")
+        } else {
+            "-".to_owned()
+        }
     };
     println!();
     println!(
@@ -296,10 +396,19 @@ fn main() {
     );
     println!("µs = server CPU time per message (or per handshake); lower is better.");
     println!();
-    println!("| server | echo, 64 conns: µs/msg (msg/s) | echo, {} conns: µs/msg | pipelined 1 KiB, 64x16: µs/msg (msg/s) | pipelined 64 KiB, 16x4: µs/msg | idle memory per connection | handshakes/s (µs each) |",
-        if args.quick { 200 } else { 1000 });
+    println!(
+        "| server | echo, 64 conns: µs/msg (msg/s) | echo, {} conns: µs/msg | pipelined 1 KiB, 64x16: µs/msg (msg/s) | pipelined 64 KiB, 16x4: µs/msg | idle memory per connection | handshakes/s (µs each) |",
+        if args.quick { 200 } else { 1000 }
+    );
     println!("|---|---|---|---|---|---|---|");
-    for server in [TCP, TUNGSTENITE, TUNGSTENITE_8K, FASTWEBSOCKETS, WSECHO_RAW, WSECHO_ECHO] {
+    for server in [
+        TCP,
+        TUNGSTENITE,
+        TUNGSTENITE_8K,
+        FASTWEBSOCKETS,
+        WSECHO_RAW,
+        WSECHO_ECHO,
+    ] {
         let n = server.name;
         let idle = cell("idle", n, "bytes_per_connection");
         println!(
@@ -310,7 +419,11 @@ fn main() {
             show(cell("pipe1k", n, "server_us_per_msg"), 2),
             show(cell("pipe1k", n, "msgs_per_sec"), 0),
             show(cell("pipe64k", n, "server_us_per_msg"), 1),
-            if idle.is_finite() { format!("{:.1} KB", idle / 1000.0) } else { "-".to_owned() },
+            if idle.is_finite() {
+                format!("{:.1} KB", idle / 1000.0)
+            } else {
+                "-".to_owned()
+            },
             if idle.is_finite() {
                 format!(
                     "{} ({})",
@@ -339,5 +452,9 @@ fn main() {
         "Load generator CPU use (share of its core), median over runs: {}; runs above ~0.9 are limited by the generator, which is why µs/msg is the figure to compare.",
         show(median(&mut client_shares), 2)
     );
-    println!("Raw results: {} ({} s in all).", args.json.display(), started.elapsed().as_secs());
+    println!(
+        "Raw results: {} ({} s in all).",
+        args.json.display(),
+        started.elapsed().as_secs()
+    );
 }

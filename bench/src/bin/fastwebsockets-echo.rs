@@ -32,8 +32,13 @@ async fn handle(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>
 }
 
 fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;

@@ -123,10 +123,7 @@ impl FrameReader {
         self.filled += read;
         let mut start = 0;
         let mut frames = 0;
-        loop {
-            let Some(length) = frame_length(&self.buffer[start..self.filled]) else {
-                break;
-            };
+        while let Some(length) = frame_length(&self.buffer[start..self.filled]) {
             if self.filled - start < length {
                 if length > self.buffer.len() {
                     self.buffer.resize(length, 0);
@@ -189,11 +186,14 @@ async fn connect(args: &Args, index: usize) -> std::io::Result<TcpStream> {
         }
     };
     if !received.starts_with(b"HTTP/1.1 101") {
-        return Err(std::io::Error::other(String::from_utf8_lossy(&received).into_owned()));
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&received).into_owned(),
+        ));
     }
     if args.welcome {
         // The welcome frame may have arrived with the head, whole or in part.
-        while frame_length(&received[head_end..]).is_none_or(|len| received.len() - head_end < len) {
+        while frame_length(&received[head_end..]).is_none_or(|len| received.len() - head_end < len)
+        {
             if stream.read_buf(&mut received).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
