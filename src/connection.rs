@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -438,21 +439,27 @@ pub(crate) async fn flush(socket: &mut Socket, limit: Duration) -> Result<(), En
     within(limit, socket.flush()).await
 }
 
-/// Runs a socket write, giving up after `limit`. The timer is only set up when the write has
-/// to wait: almost every write completes at once, and a timer per message would cost more
-/// than the write's own bookkeeping.
-async fn within<F>(limit: Duration, mut write: F) -> Result<(), End>
+/// Runs a socket write, giving up after `limit`. The timer is only created (on the heap,
+/// so it takes no room in an idle connection's task) once the write has had to wait:
+/// almost every write completes at once, and a timer per message would cost more than the
+/// write's own bookkeeping. The write is polled once per wake-up, never twice.
+async fn within<F>(limit: Duration, write: F) -> Result<(), End>
 where
-    F: Future<Output = Result<(), tungstenite::Error>> + Unpin,
+    F: Future<Output = Result<(), tungstenite::Error>>,
 {
-    let outcome = match (&mut write).now_or_never() {
-        Some(outcome) => outcome,
-        None => match timeout(limit, write).await {
-            Ok(outcome) => outcome,
-            Err(_) => return Err(End::NotReading),
-        },
-    };
-    outcome.map_err(End::from_error)
+    let mut write = pin!(write);
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    std::future::poll_fn(|context| {
+        if let Poll::Ready(outcome) = write.as_mut().poll(context) {
+            return Poll::Ready(outcome.map_err(End::from_error));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(context) {
+            Poll::Ready(()) => Poll::Ready(Err(End::NotReading)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Sends the close frame the ending calls for, waits (at most `close_timeout`) for the
