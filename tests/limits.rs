@@ -53,21 +53,14 @@ async fn a_fragmented_message_over_the_size_limit_is_closed_with_1009() {
         ..Config::default()
     })
     .await;
-    let mut stream = raw_websocket(server.addr).await;
     // Three 600-byte fragments: each fits, the message does not.
     let mut first = frame(0x2, &[7u8; 600], MASK);
     first[0] &= 0x7f;
     let mut middle = frame(0x0, &[7u8; 600], MASK);
     middle[0] &= 0x7f;
-    stream.write_all(&first).await.unwrap();
-    stream.write_all(&middle).await.unwrap();
-    stream
-        .write_all(&frame(0x0, &[7u8; 600], MASK))
-        .await
-        .unwrap();
-    let mut client = as_client(stream).await;
-    expect_close_code(&mut client, CloseCode::Size).await;
-    drop(client);
+    let last = frame(0x0, &[7u8; 600], MASK);
+    let message = [first, middle, last].concat();
+    expect_close_after_sending(server.addr, &message, CloseCode::Size).await;
     server.shut_down().await;
 }
 
@@ -238,14 +231,10 @@ async fn a_100_kb_header_gets_431() {
 #[tokio::test]
 async fn garbage_after_the_handshake_is_closed_with_1002() {
     let server = TestServer::with_mode(Mode::Raw).await;
-    let mut stream = raw_websocket(server.addr).await;
     // Plain text read as frame headers: whatever they decode to, they are not valid client
     // frames (unmasked, reserved bits, ...), once enough bytes arrive to complete one.
     let garbage = "hello, this is not a WebSocket frame. ".repeat(20);
-    stream.write_all(garbage.as_bytes()).await.unwrap();
-    let mut client = as_client(stream).await;
-    expect_close_code(&mut client, CloseCode::Protocol).await;
-    drop(client);
+    expect_close_after_sending(server.addr, garbage.as_bytes(), CloseCode::Protocol).await;
     server.shut_down().await;
 }
 

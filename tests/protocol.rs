@@ -9,49 +9,33 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 #[tokio::test]
 async fn invalid_utf8_in_a_text_message_is_closed_with_1007() {
     let server = TestServer::with_mode(Mode::Raw).await;
-    let mut stream = raw_websocket(server.addr).await;
-    stream
-        .write_all(&frame(0x1, &[0x68, 0x69, 0xff, 0xfe], MASK))
-        .await
-        .unwrap();
-    let mut client = as_client(stream).await;
-    expect_close_code(&mut client, CloseCode::Invalid).await;
-    drop(client);
+    let invalid = frame(0x1, &[0x68, 0x69, 0xff, 0xfe], MASK);
+    expect_close_after_sending(server.addr, &invalid, CloseCode::Invalid).await;
     server.shut_down().await;
 }
 
 #[tokio::test]
 async fn an_unmasked_client_frame_is_closed_with_1002() {
     let server = TestServer::with_mode(Mode::Raw).await;
-    let mut stream = raw_websocket(server.addr).await;
-    stream.write_all(&frame(0x1, b"hello", None)).await.unwrap();
-    let mut client = as_client(stream).await;
-    expect_close_code(&mut client, CloseCode::Protocol).await;
-    drop(client);
+    let unmasked = frame(0x1, b"hello", None);
+    expect_close_after_sending(server.addr, &unmasked, CloseCode::Protocol).await;
     server.shut_down().await;
 }
 
 #[tokio::test]
 async fn a_reserved_opcode_is_closed_with_1002() {
     let server = TestServer::with_mode(Mode::Raw).await;
-    let mut stream = raw_websocket(server.addr).await;
-    stream.write_all(&frame(0x3, b"?", MASK)).await.unwrap();
-    let mut client = as_client(stream).await;
-    expect_close_code(&mut client, CloseCode::Protocol).await;
-    drop(client);
+    let reserved = frame(0x3, b"?", MASK);
+    expect_close_after_sending(server.addr, &reserved, CloseCode::Protocol).await;
     server.shut_down().await;
 }
 
 #[tokio::test]
 async fn a_fragmented_ping_is_closed_with_1002() {
     let server = TestServer::with_mode(Mode::Raw).await;
-    let mut stream = raw_websocket(server.addr).await;
     let mut ping = frame(0x9, b"x", MASK);
     ping[0] &= 0x7f; // clear FIN
-    stream.write_all(&ping).await.unwrap();
-    let mut client = as_client(stream).await;
-    expect_close_code(&mut client, CloseCode::Protocol).await;
-    drop(client);
+    expect_close_after_sending(server.addr, &ping, CloseCode::Protocol).await;
     server.shut_down().await;
 }
 

@@ -424,3 +424,12 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Completes a handshake by hand, sends `bytes` as they are, and checks that the server
+/// answers with a close frame carrying `code`.
+pub async fn expect_close_after_sending(addr: SocketAddr, bytes: &[u8], code: CloseCode) {
+    let mut stream = raw_websocket(addr).await;
+    stream.write_all(bytes).await.unwrap();
+    let mut client = as_client(stream).await;
+    expect_close_code(&mut client, code).await;
+}
