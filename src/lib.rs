@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! wsecho: a small, fast, correct WebSocket echo and test server.
 //!
 //! The binary (`src/main.rs`) only parses flags, binds and calls [`serve`]; everything else
