@@ -24,3 +24,4 @@ mod shutdown;
 pub use config::{Config, Mode, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
 pub use server::{bind, raise_open_files_limit, serve};
+pub use shutdown::terminated;

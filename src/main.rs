@@ -20,8 +20,8 @@ struct Cli {
     port: u16,
 
     /// Worker threads; 1 runs everything on a single thread. Default: one per core.
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 
     #[command(flatten)]
     config: wsecho::Config,
@@ -31,18 +31,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
-    let runtime = match cli.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(threads) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+    let mut builder = match cli.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    if let Some(threads) = cli.threads.filter(|&threads| threads > 1) {
+        builder.worker_threads(usize::from(threads));
+    }
+    let runtime = builder.enable_all().build();
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -66,21 +62,7 @@ fn main() -> ExitCode {
                 info!("listening on ws://{address}");
             }
         }
-        wsecho::serve(listeners, cli.config, terminate()).await;
+        wsecho::serve(listeners, cli.config, wsecho::terminated()).await;
         ExitCode::SUCCESS
     })
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-async fn terminate() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut sigterm) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = sigterm.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

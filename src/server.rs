@@ -26,6 +26,7 @@ use crate::shutdown::{Coordinator, Shutdown};
 
 /// What every connection task reads: the configuration and the values derived from it once.
 pub(crate) struct Shared {
+    /// The settings, built once from the command line.
     pub config: Config,
     /// tungstenite's limits and buffer sizes, derived from `config`.
     pub websocket_config: WebSocketConfig,

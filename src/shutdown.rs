@@ -69,3 +69,18 @@ impl Shutdown {
         let _ = self.signal.wait_for(|&down| down).await;
     }
 }
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM: the shutdown signal the binary passes
+/// to [`serve`](crate::serve).
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut sigterm) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

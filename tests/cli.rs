@@ -35,9 +35,17 @@ fn help_lists_every_flag_with_its_default() {
 
 #[test]
 fn a_bad_flag_exits_nonzero() {
-    let output = Command::new(BINARY).arg("--mode=shout").output().unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("shout"));
+    for (flag, named) in [
+        ("--mode=shout", "shout"),
+        ("--threads=0", "0"),
+        ("--max-message-size=lots", "lots"),
+    ] {
+        let output = Command::new(BINARY).arg(flag).output().unwrap();
+        assert!(!output.status.success(), "{flag} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]
