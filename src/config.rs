@@ -119,5 +119,10 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    // Deadlines are computed as now + duration; a century keeps that far from overflowing.
+    const LONGEST: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
+    if !(0.0..=LONGEST).contains(&seconds) {
+        return Err(format!("`{text}` is out of range: 0 to {LONGEST} seconds"));
+    }
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a valid duration"))
 }

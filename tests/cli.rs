@@ -39,6 +39,8 @@ fn a_bad_flag_exits_nonzero() {
         ("--mode=shout", "shout"),
         ("--threads=0", "0"),
         ("--max-message-size=lots", "lots"),
+        ("--ping-interval=1e19", "1e19"),
+        ("--handshake-timeout=-1", "-1"),
     ] {
         let output = Command::new(BINARY).arg(flag).output().unwrap();
         assert!(!output.status.success(), "{flag} was accepted");
