@@ -93,3 +93,36 @@ async fn logs_the_port_it_picked_serves_and_exits_0_on_sigterm_after_closing_wit
     .0;
     assert_eq!(exit, Some(0));
 }
+
+#[tokio::test]
+async fn the_port_can_come_from_the_port_environment_variable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BINARY)
+        .args(["--host", "127.0.0.1"])
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first_line = within(
+        "the listening line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).unwrap();
+            line
+        }),
+    )
+    .await
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first_line.contains(&format!("listening on ws://127.0.0.1:{port}")),
+        "{first_line}"
+    );
+}

@@ -110,6 +110,9 @@ test("served at /, the page connects by itself, shows the welcome and the reply"
   await received(page).filter({ hasText: 'Hello from server, you said: "hello"' }).waitFor();
   assert.equal(await page.locator("#log li.sent").last().innerText().then((t) => t.endsWith("hello")), true);
   assert.equal(await page.locator("#message").inputValue(), "", "the input is cleared after sending");
+  // An empty message is a message too: the server answers it.
+  await page.locator("#message").press("Enter");
+  await received(page).filter({ hasText: 'Hello from server, you said: ""' }).waitFor();
   await screenshot(page, "1-served-echo");
   // Readable on a phone-width screen: nothing sticks out sideways.
   await page.setViewportSize({ width: 360, height: 640 });
