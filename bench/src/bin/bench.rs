@@ -77,30 +77,14 @@ const FASTWEBSOCKETS: Server = Server {
 const WSECHO_RAW: Server = Server {
     name: "wsecho --mode raw",
     binary: "wsecho",
-    args: &[
-        "--mode",
-        "raw",
-        "--threads",
-        "1",
-        "--host",
-        "127.0.0.1",
-        "--max-connections",
-        "60000",
-    ],
+    args: &["--mode", "raw"],
     tcp: false,
     welcome: false,
 };
 const WSECHO_ECHO: Server = Server {
     name: "wsecho (default echo mode)",
     binary: "wsecho",
-    args: &[
-        "--threads",
-        "1",
-        "--host",
-        "127.0.0.1",
-        "--max-connections",
-        "60000",
-    ],
+    args: &[],
     tcp: false,
     welcome: true,
 };
@@ -112,18 +96,24 @@ const WSECHO_BROADCAST: Server = Server {
         "broadcast",
         "--welcome",
         "",
-        "--threads",
-        "1",
-        "--host",
-        "127.0.0.1",
-        "--max-connections",
-        "60000",
         "--max-queue",
         "4096",
     ],
     tcp: false,
     welcome: false,
 };
+
+/// Flags every wsecho run gets on top of its mode's.
+const WSECHO_COMMON_ARGS: [&str; 8] = [
+    "--threads",
+    "1",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--max-connections",
+    "60000",
+];
 
 /// One load pattern and the servers it is run against.
 struct Scenario {
@@ -242,8 +232,10 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
         .arg(bin_dir.join(server.binary))
         .args(server.args)
         .args(match server.binary {
-            "tcp-echo" | "fastwebsockets-echo" => vec!["0"],
-            _ => vec!["--port", "0"],
+            "tcp-echo" | "fastwebsockets-echo" => &["0"][..],
+            "tungstenite-echo" => &["--port", "0"][..],
+            // One thread, like every other server here, and room for the idle scenario.
+            _ => &WSECHO_COMMON_ARGS[..],
         })
         .env("RUST_LOG", "info")
         .stderr(log)
