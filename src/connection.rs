@@ -69,7 +69,7 @@ impl End {
     /// Maps an error from the socket to how the session ends: tungstenite reports a client's
     /// protocol violation as an error and would just drop the connection; RFC 6455 wants the
     /// matching close code sent first.
-    pub(crate) fn from_error(error: tungstenite::Error) -> End {
+    fn from_error(error: tungstenite::Error) -> End {
         use tungstenite::Error;
         match error {
             Error::ConnectionClosed | Error::AlreadyClosed => End::ClientClosed(None),
@@ -90,7 +90,7 @@ impl End {
 }
 
 /// Builds a close frame; the reason is cut to the 123 bytes a close frame can hold.
-pub(crate) fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;
@@ -219,13 +219,16 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Queues a message for the client (see [`send`]).
+    /// Queues a message for the client, waiting for room in the socket at most the ping
+    /// timeout: a client that does not read for that long is dropped rather than left to
+    /// hold the server's memory.
     async fn deliver(&mut self, message: Message) -> Result<(), End> {
-        send(self.socket, message, self.config.ping_timeout).await
+        within(self.config.ping_timeout, self.socket.feed(message)).await
     }
 
+    /// Writes out everything queued, with the same deadline as [`Session::deliver`].
     async fn flush(&mut self) -> Result<(), End> {
-        flush(self.socket, self.config.ping_timeout).await
+        within(self.config.ping_timeout, self.socket.flush()).await
     }
 
     /// Sends the welcome, if this server has one.
@@ -255,7 +258,7 @@ impl<'a> Session<'a> {
             Message::Text(_) | Message::Binary(_) => Ok(Some(message)),
             Message::Close(frame) => {
                 // tungstenite queued the reply; flushing sends it and ends the session.
-                let _ = flush(self.socket, self.config.close_timeout).await;
+                let _ = within(self.config.close_timeout, self.socket.flush()).await;
                 Err(End::ClientClosed(frame))
             }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(None),
@@ -422,21 +425,6 @@ fn prefixed_reply(text: &str) -> Utf8Bytes {
     reply.push_str(text);
     reply.push('"');
     Utf8Bytes::from(reply)
-}
-
-/// Queues a message, waiting for room in the socket at most `limit`: a client that does not
-/// read for that long is dropped rather than left to hold the server's memory.
-pub(crate) async fn send(
-    socket: &mut Socket,
-    message: Message,
-    limit: Duration,
-) -> Result<(), End> {
-    within(limit, socket.feed(message)).await
-}
-
-/// Writes out everything queued, waiting at most `limit` (see [`send`]).
-pub(crate) async fn flush(socket: &mut Socket, limit: Duration) -> Result<(), End> {
-    within(limit, socket.flush()).await
 }
 
 /// Runs a socket write, giving up after `limit`. The timer is only created (on the heap,

@@ -10,6 +10,7 @@
 //! followed the head. The handshake logic is tungstenite's; this module only decides who gets
 //! it.
 
+use std::borrow::Cow;
 use std::io;
 use std::time::Duration;
 
@@ -18,8 +19,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{create_response, write_response};
 use tokio_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
-
-use std::borrow::Cow;
 
 use crate::config::{Config, Mode};
 use crate::server::Shared;
@@ -239,8 +238,9 @@ pub(crate) fn route(head: &http::Request<()>, shared: &Shared) -> Route {
     })
 }
 
-/// `{"connections":N,"rooms":{"/lobby":2,...}}`: how many WebSocket clients are connected,
-/// and in broadcast mode how many are in each room.
+/// `{"connections":N,"rooms":{"/lobby":2,...}}`: how many connection slots are taken
+/// (WebSocket clients plus HTTP requests being answered, this one included), and in broadcast
+/// mode how many clients are in each room.
 fn stats_json(shared: &Shared) -> String {
     let rooms: Vec<String> = shared
         .hub

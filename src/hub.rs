@@ -67,43 +67,45 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// Adds `peer` to the room named `room`, creating the room if it is new. `capacity` is how
+    /// Adds `peer` to the room called `name`, creating the room if it is new. `capacity` is how
     /// many messages may wait for this member before it is evicted.
     pub(crate) fn join(
         self: &Arc<Self>,
-        room: &str,
+        name: &str,
         peer: SocketAddr,
         capacity: usize,
     ) -> Membership {
         let (sender, queue) = mpsc::channel(capacity.max(1));
         let eviction = Arc::new(Eviction::default());
-        let mut rooms = lock(&self.rooms);
-        let room = rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Room {
-                    name: room.to_owned(),
-                    members: Mutex::default(),
-                })
-            })
-            .clone();
-        let mut members = lock(&room.members);
-        let id = members.next_id;
-        members.next_id += 1;
-        members.by_id.insert(
-            id,
-            Member {
-                queue: sender,
-                eviction: eviction.clone(),
-            },
-        );
-        info!(
-            "peer {peer} joined {} ({} in room)",
-            room.name,
-            members.by_id.len()
-        );
-        drop(members);
-        drop(rooms);
+        let (room, id, size) = {
+            let mut rooms = lock(&self.rooms);
+            let room = match rooms.get(name) {
+                Some(room) => room.clone(),
+                None => {
+                    let room = Arc::new(Room {
+                        name: name.to_owned(),
+                        members: Mutex::default(),
+                    });
+                    rooms.insert(name.to_owned(), room.clone());
+                    room
+                }
+            };
+            let mut members = lock(&room.members);
+            let id = members.next_id;
+            members.next_id += 1;
+            members.by_id.insert(
+                id,
+                Member {
+                    queue: sender,
+                    eviction: eviction.clone(),
+                },
+            );
+            let size = members.by_id.len();
+            drop(members);
+            (room, id, size)
+        };
+        // Logged after the locks are released: writing a line must not hold up other joins.
+        info!("peer {peer} joined {} ({size} in room)", room.name);
         Membership {
             hub: self.clone(),
             room,
@@ -163,14 +165,17 @@ impl Drop for Membership {
     fn drop(&mut self) {
         // Hub lock first, then the room's, as in `join`, so that a client joining cannot see
         // a room that is being removed.
-        let mut rooms = lock(&self.hub.rooms);
-        let mut members = lock(&self.room.members);
-        members.by_id.remove(&self.id);
-        let remaining = members.by_id.len();
-        drop(members);
-        if remaining == 0 {
-            rooms.remove(&self.room.name);
-        }
+        let remaining = {
+            let mut rooms = lock(&self.hub.rooms);
+            let mut members = lock(&self.room.members);
+            members.by_id.remove(&self.id);
+            let remaining = members.by_id.len();
+            drop(members);
+            if remaining == 0 {
+                rooms.remove(&self.room.name);
+            }
+            remaining
+        };
         info!(
             "peer {} left {} ({remaining} in room)",
             self.peer, self.room.name

@@ -127,14 +127,14 @@ pub fn raise_open_files_limit(max_connections: usize) -> io::Result<u64> {
             );
         }
     }
+    // Each client needs one descriptor; these are for listeners, logs and the like.
+    const HEADROOM: u64 = 64;
     let open_files: u64 = limit.rlim_cur;
-    // Each client needs one descriptor; keep some for listeners, logs and the refusals.
-    let needed = max_connections as u64 + 64;
-    if open_files < needed {
+    if open_files < max_connections as u64 + HEADROOM {
         warn!(
             "the open-files limit ({open_files}) is below --max-connections ({max_connections}) plus \
              headroom; clients beyond about {} will fail to connect",
-            open_files.saturating_sub(64)
+            open_files.saturating_sub(HEADROOM)
         );
     }
     Ok(open_files)
@@ -165,7 +165,7 @@ pub async fn bind(host: &str, port: u16) -> io::Result<Vec<TcpListener>> {
                 if matches!(
                     error.kind(),
                     io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
-                ) || error.raw_os_error() == Some(97) =>
+                ) || error.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
             {
                 warn!("not listening on {address}: {error}");
             }

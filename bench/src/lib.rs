@@ -1,6 +1,40 @@
-//! What the benchmark's binaries share: reading a process's CPU time and memory from /proc.
+//! What the benchmark's binaries share: the baseline servers' accept loop, and reading a
+//! process's CPU time and memory from /proc.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// Runs a baseline echo server on one thread: listens on 127.0.0.1:`port` (0 picks one),
+/// logs `listening on ws://ADDRESS` the way wsecho does (the runner waits for that line),
+/// and gives each accepted connection, with Nagle off, to `serve` in a task of its own.
+pub fn serve_on_one_thread<F, Fut>(port: u16, serve: F) -> std::io::Result<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        eprintln!("listening on ws://{}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(serve(stream));
+        }
+    })
+}
+
+/// The port a baseline server was given as its first argument, or 0.
+pub fn port_argument() -> u16 {
+    std::env::args()
+        .nth(1)
+        .and_then(|port| port.parse().ok())
+        .unwrap_or(0)
+}
 
 /// Clock ticks per second for /proc/PID/stat's times; 100 on every Linux this runs on.
 const TICKS_PER_SECOND: f64 = 100.0;

@@ -46,6 +46,21 @@ struct Server {
     welcome: bool,
 }
 
+/// A WebSocket echo server the load generator reaches with a handshake and no welcome.
+const fn websocket(
+    name: &'static str,
+    binary: &'static str,
+    args: &'static [&'static str],
+) -> Server {
+    Server {
+        name,
+        binary,
+        args,
+        tcp: false,
+        welcome: false,
+    }
+}
+
 const TCP: Server = Server {
     name: "tokio TCP echo (ceiling)",
     binary: "tcp-echo",
@@ -53,34 +68,15 @@ const TCP: Server = Server {
     tcp: true,
     welcome: false,
 };
-const TUNGSTENITE: Server = Server {
-    name: "tokio-tungstenite, default config",
-    binary: "tungstenite-echo",
-    args: &[],
-    tcp: false,
-    welcome: false,
-};
-const TUNGSTENITE_8K: Server = Server {
-    name: "tokio-tungstenite, 8 KiB buffers",
-    binary: "tungstenite-echo",
-    args: &["--read-buffer", "8192"],
-    tcp: false,
-    welcome: false,
-};
-const FASTWEBSOCKETS: Server = Server {
-    name: "fastwebsockets (hyper upgrade)",
-    binary: "fastwebsockets-echo",
-    args: &[],
-    tcp: false,
-    welcome: false,
-};
-const WSECHO_RAW: Server = Server {
-    name: "wsecho --mode raw",
-    binary: "wsecho",
-    args: &["--mode", "raw"],
-    tcp: false,
-    welcome: false,
-};
+const TUNGSTENITE: Server = websocket("tokio-tungstenite, default config", "tungstenite-echo", &[]);
+const TUNGSTENITE_8K: Server = websocket(
+    "tokio-tungstenite, 8 KiB buffers",
+    "tungstenite-echo",
+    &["--read-buffer", "8192"],
+);
+const FASTWEBSOCKETS: Server =
+    websocket("fastwebsockets (hyper upgrade)", "fastwebsockets-echo", &[]);
+const WSECHO_RAW: Server = websocket("wsecho --mode raw", "wsecho", &["--mode", "raw"]);
 const WSECHO_ECHO: Server = Server {
     name: "wsecho (default echo mode)",
     binary: "wsecho",
@@ -88,10 +84,10 @@ const WSECHO_ECHO: Server = Server {
     tcp: false,
     welcome: true,
 };
-const WSECHO_BROADCAST: Server = Server {
-    name: "wsecho --mode broadcast",
-    binary: "wsecho",
-    args: &[
+const WSECHO_BROADCAST: Server = websocket(
+    "wsecho --mode broadcast",
+    "wsecho",
+    &[
         "--mode",
         "broadcast",
         "--welcome",
@@ -99,9 +95,7 @@ const WSECHO_BROADCAST: Server = Server {
         "--max-queue",
         "4096",
     ],
-    tcp: false,
-    welcome: false,
-};
+);
 
 /// Flags every wsecho run gets on top of its mode's.
 const WSECHO_COMMON_ARGS: [&str; 8] = [

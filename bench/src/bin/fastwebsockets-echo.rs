@@ -9,7 +9,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 async fn echo(upgrading: UpgradeFut) -> Result<(), WebSocketError> {
     let mut ws = FragmentCollector::new(upgrading.await?);
@@ -25,33 +24,17 @@ async fn echo(upgrading: UpgradeFut) -> Result<(), WebSocketError> {
 
 async fn handle(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, upgrading) = upgrade(&mut request)?;
-    tokio::task::spawn_local(async move {
+    tokio::spawn(async move {
         let _ = echo(upgrading).await;
     });
     Ok(response)
 }
 
 fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        eprintln!("listening on ws://{}", listener.local_addr()?);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            tokio::task::spawn_local(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .with_upgrades()
-                    .await;
-            });
-        }
+    wsecho_bench::serve_on_one_thread(wsecho_bench::port_argument(), |stream| async move {
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service_fn(handle))
+            .with_upgrades()
+            .await;
     })
 }

@@ -9,29 +9,14 @@
 use std::cell::RefCell;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
 }
 
 fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        eprintln!("listening on ws://{}", listener.local_addr()?);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(echo(stream));
-        }
-    })
+    wsecho_bench::serve_on_one_thread(wsecho_bench::port_argument(), echo)
 }
 
 async fn echo(mut stream: TcpStream) {

@@ -4,7 +4,6 @@
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Parser)]
@@ -23,27 +22,14 @@ fn main() -> std::io::Result<()> {
             .read_buffer_size(size)
             .write_buffer_size(size)
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
-        eprintln!("listening on ws://{}", listener.local_addr()?);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, config).await
-                else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.next().await {
-                    if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            });
+    wsecho_bench::serve_on_one_thread(args.port, move |stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, config).await else {
+            return;
+        };
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                return;
+            }
         }
     })
 }
