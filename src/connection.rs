@@ -312,13 +312,10 @@ async fn echo(session: &mut Session<'_>, shared: &Shared, shutdown: &mut Shutdow
     session.welcome(&shared.welcome).await?;
     let mode = session.config.mode;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
-    // Made once: a fresh shutdown future per message would register with (and leave) the
-    // signal's waiter list, under its lock, every time.
-    let mut shutting_down = pin!(shutdown.recv());
     loop {
         tokio::select! {
             biased;
-            _ = &mut shutting_down => return Err(End::Shutdown),
+            _ = shutdown.recv() => return Err(End::Shutdown),
             first = session.socket.next() => {
                 session.receive_batch(first, |message| reply_to(message, mode)).await?;
             }
@@ -341,13 +338,12 @@ async fn broadcast(
     let eviction = member.eviction();
     session.welcome(&shared.welcome).await?;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
-    let mut shutting_down = pin!(shutdown.recv());
     let mut kicked_out = pin!(eviction.evicted());
     loop {
         // Not biased: a busy room must not starve reading the client (its pongs and close),
         // nor a chatty client starve delivering the room's messages to it.
         tokio::select! {
-            _ = &mut shutting_down => return Err(End::Shutdown),
+            _ = shutdown.recv() => return Err(End::Shutdown),
             _ = &mut kicked_out => return Err(evicted(session.config.max_queue)),
             first = session.socket.next() => {
                 session.receive_batch(first, |message| {

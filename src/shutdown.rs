@@ -1,18 +1,30 @@
 //! Graceful shutdown as two small pieces: a signal every task listens to, and a way to wait
 //! until every task has finished.
 //!
-//! The pattern is tokio's mini-redis: each task holds a [`Shutdown`]. It carries a
-//! `watch::Receiver` that flips to `true` when shutdown begins, and an `mpsc::Sender` that is
-//! never used to send: when the last clone is dropped (every task has returned), the
-//! [`Coordinator`]'s receiver yields `None` and the server knows it may exit. No polling and no
-//! sleeps.
+//! The pattern is tokio's mini-redis: each task holds a [`Shutdown`], which says when to stop
+//! and carries an `mpsc::Sender` that is never used to send: when the last clone is dropped
+//! (every task has returned), the [`Coordinator`]'s receiver yields `None` and the server
+//! knows it may exit. No polling and no sleeps.
+//!
+//! Unlike mini-redis, the signal is not a `watch` channel. A connection's loop polls the
+//! signal every time it wakes, that is, for every message; a waiting `watch` (or `Notify`)
+//! future takes the channel's one lock on each such poll, shared by every connection on
+//! every thread. Here each handle has its own `AtomicWaker`: polling it is a flag load and a
+//! waker check, and the shared lock is only taken once per handle, to join, and once to
+//! leave.
 
-use tokio::sync::{mpsc, watch};
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 
 /// Owned by the server: starts shutdown and waits for the tasks to finish.
 pub(crate) struct Coordinator {
-    /// Flipped to `true` once, when shutdown begins.
-    signal: watch::Sender<bool>,
+    signal: Arc<Signal>,
     /// Completes (yields `None`) when every [`Shutdown`] handle has been dropped.
     all_finished: mpsc::Receiver<()>,
     /// The original liveness token, cloned into each handle; dropped when waiting starts, so
@@ -21,20 +33,71 @@ pub(crate) struct Coordinator {
 }
 
 /// Held by every task: says when to stop, and by being dropped says the task has stopped.
-#[derive(Clone)]
 pub(crate) struct Shutdown {
-    /// Becomes `true` when the server starts shutting down.
-    signal: watch::Receiver<bool>,
+    signal: Arc<Signal>,
+    /// This handle's place among the signal's listeners, taken the first time it waits.
+    listener: Option<Listener>,
     /// Keeps the coordinator waiting while this task is alive.
     _alive: mpsc::Sender<()>,
 }
 
+/// The flag every handle reads, and the wakers of the handles waiting on it.
+struct Signal {
+    down: AtomicBool,
+    listeners: Mutex<Listeners>,
+}
+
+#[derive(Default)]
+struct Listeners {
+    next_key: u64,
+    wakers: HashMap<u64, Arc<AtomicWaker>>,
+}
+
+struct Listener {
+    key: u64,
+    waker: Arc<AtomicWaker>,
+}
+
+impl Signal {
+    fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// A poisoned lock only means another thread panicked mid-insert or mid-remove of a
+    /// map entry; the map itself is still usable.
+    fn listeners(&self) -> MutexGuard<'_, Listeners> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn join(&self) -> Listener {
+        let waker = Arc::new(AtomicWaker::new());
+        let mut listeners = self.listeners();
+        let key = listeners.next_key;
+        listeners.next_key += 1;
+        listeners.wakers.insert(key, waker.clone());
+        Listener { key, waker }
+    }
+
+    /// Sets the flag first, then wakes: a listener that joins after the wake-up pass still
+    /// sees the flag when it checks after registering its waker.
+    fn raise(&self) {
+        self.down.store(true, Ordering::Release);
+        for waker in self.listeners().wakers.values() {
+            waker.wake();
+        }
+    }
+}
+
 impl Coordinator {
     pub(crate) fn new() -> Self {
-        let (signal, _) = watch::channel(false);
         let (token, all_finished) = mpsc::channel(1);
         Coordinator {
-            signal,
+            signal: Arc::new(Signal {
+                down: AtomicBool::new(false),
+                listeners: Mutex::default(),
+            }),
             all_finished,
             token,
         }
@@ -43,7 +106,8 @@ impl Coordinator {
     /// A handle for a task; a task passes clones of its own to the tasks it spawns.
     pub(crate) fn handle(&self) -> Shutdown {
         Shutdown {
-            signal: self.signal.subscribe(),
+            signal: self.signal.clone(),
+            listener: None,
             _alive: self.token.clone(),
         }
     }
@@ -55,21 +119,52 @@ impl Coordinator {
             mut all_finished,
             token,
         } = self;
-        signal.send_replace(true);
+        signal.raise();
         drop(token);
         let _ = all_finished.recv().await;
     }
 }
 
 impl Shutdown {
-    /// Waits until shutdown begins; returns at once if it already has. Cancel-safe, so it can
-    /// sit in a `select!` loop.
-    pub(crate) async fn recv(&mut self) {
-        // An error means the coordinator is gone, which only happens once serving is over.
-        let _ = self.signal.wait_for(|&down| down).await;
+    /// Waits until shutdown begins; returns at once if it already has. Cancel-safe and cheap
+    /// to make afresh, so it can sit in a `select!` loop.
+    pub(crate) fn recv(&mut self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|context| self.poll_recv(context))
+    }
+
+    fn poll_recv(&mut self, context: &mut Context<'_>) -> Poll<()> {
+        if self.signal.is_down() {
+            return Poll::Ready(());
+        }
+        let signal = &self.signal;
+        let listener = self.listener.get_or_insert_with(|| signal.join());
+        listener.waker.register(context.waker());
+        if self.signal.is_down() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
+impl Clone for Shutdown {
+    /// A clone listens on its own: it joins the signal the first time it waits.
+    fn clone(&self) -> Self {
+        Shutdown {
+            signal: self.signal.clone(),
+            listener: None,
+            _alive: self._alive.clone(),
+        }
+    }
+}
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            self.signal.listeners().wakers.remove(&listener.key);
+        }
+    }
+}
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM: the shutdown signal the binary passes
 /// to [`serve`](crate::serve).
 pub async fn terminated() {
@@ -82,5 +177,35 @@ pub async fn terminated() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_handles_wake_and_late_ones_return_at_once() {
+        let coordinator = Coordinator::new();
+        let mut waiting = coordinator.handle();
+        let mut late = waiting.clone();
+        let waiter = tokio::spawn(async move { waiting.recv().await });
+        tokio::task::yield_now().await;
+        assert_eq!(coordinator.signal.listeners().wakers.len(), 1);
+        let shut_down = tokio::spawn(coordinator.shut_down());
+        waiter.await.unwrap();
+        late.recv().await;
+        drop(late);
+        shut_down.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_dropped_handle_leaves_the_listeners() {
+        let coordinator = Coordinator::new();
+        let mut handle = coordinator.handle();
+        assert!(futures_util::FutureExt::now_or_never(handle.recv()).is_none());
+        assert_eq!(coordinator.signal.listeners().wakers.len(), 1);
+        drop(handle);
+        assert!(coordinator.signal.listeners().wakers.is_empty());
     }
 }
