@@ -12,23 +12,18 @@ use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use log::{debug, info};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, error::ProtocolError};
 
 use crate::config::{Config, Mode};
 use crate::http::{self, Route};
-use crate::read_ahead::ReadAhead;
 use crate::server::Shared;
 use crate::shutdown::Shutdown;
-
-/// The WebSocket stream every session speaks over.
-pub(crate) type Socket = WebSocketStream<ReadAhead<TcpStream>>;
+use crate::socket::Socket;
 
 /// How many messages that have already arrived are answered before the replies are flushed
 /// together. Batching saves a system call per message when a client pipelines; the cap keeps
@@ -147,13 +142,7 @@ async fn accept(
         _ = shutdown.recv() => return None,
     };
     let path = request.head.uri().path().to_owned();
-    let socket = WebSocketStream::from_partially_read(
-        ReadAhead::new(stream),
-        request.tail,
-        Role::Server,
-        Some(shared.websocket_config),
-    )
-    .await;
+    let socket = Socket::new(stream, request.tail, shared.websocket_config);
     Some((socket, path))
 }
 
@@ -298,7 +287,7 @@ impl<'a> Session<'a> {
             if received == BATCH {
                 break;
             }
-            match self.socket.next().now_or_never() {
+            match self.socket.try_next() {
                 Some(message) => next = message,
                 None => break,
             }
@@ -473,7 +462,7 @@ pub(crate) async fn finish(
         return;
     };
     let _ = timeout(close_timeout, async {
-        if socket.close(Some(frame)).await.is_err() {
+        if socket.close(frame).await.is_err() {
             return;
         }
         // Read until the client's close frame (or anything that ends the stream).

@@ -11,6 +11,7 @@
 //! - `http`: plain-HTTP answers on the WebSocket port and the upgrade decision.
 //! - `connection`: one client's session: welcome, echo or broadcast loop, keepalive, close.
 //! - `hub`: broadcast mode's rooms and the fan-out to their members.
+//! - `socket`: tungstenite's WebSocket, driven from the task that owns the connection.
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
 
 mod config;
@@ -20,6 +21,7 @@ mod hub;
 mod read_ahead;
 mod server;
 mod shutdown;
+mod socket;
 
 pub use config::{Config, Mode, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
