@@ -132,7 +132,8 @@ impl Shutdown {
         poll_fn(|context| self.poll_recv(context))
     }
 
-    fn poll_recv(&mut self, context: &mut Context<'_>) -> Poll<()> {
+    /// [`Shutdown::recv`] for hand-written futures.
+    pub(crate) fn poll_recv(&mut self, context: &mut Context<'_>) -> Poll<()> {
         if self.signal.is_down() {
             return Poll::Ready(());
         }

@@ -132,12 +132,14 @@ impl Socket {
         std::future::poll_fn(|context| self.poll_next(context)).await
     }
 
-    /// The next message if one has already arrived, without waiting.
-    pub(crate) fn try_next(&mut self) -> Option<Option<Result<Message, Error>>> {
-        match self.poll_next(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(next) => Some(next),
-            Poll::Pending => None,
-        }
+    /// The next message if one has already arrived, without waiting. When none has, the
+    /// task's waker is left registered for the socket, as after a pending [`Socket::next`].
+    pub(crate) async fn next_if_ready(&mut self) -> Option<Option<Result<Message, Error>>> {
+        std::future::poll_fn(|context| match self.poll_next(context) {
+            Poll::Ready(next) => Poll::Ready(Some(next)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
     }
 
     /// Queues a message, writing out tungstenite's buffer when it is full. Waits only when
