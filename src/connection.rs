@@ -320,9 +320,12 @@ async fn echo(session: &mut Session<'_>, shared: &Shared, shutdown: &mut Shutdow
     let mode = session.config.mode;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
     let mut socket_armed = false;
+    // The timer holds this task's waker from its last pending poll until it fires or is
+    // reset; meanwhile checking its state is enough, and much cheaper than polling it.
+    let mut timer_armed = false;
     loop {
         // A hand-written `select!` (shutdown first, then the socket, then the timer) that
-        // leaves out an armed socket on its first poll.
+        // skips an armed socket on its first poll and an armed timer until it has fired.
         let wake = poll_fn(|context| {
             if shutdown.poll_recv(context).is_ready() {
                 return Poll::Ready(Wake::Shutdown);
@@ -332,10 +335,13 @@ async fn echo(session: &mut Session<'_>, shared: &Shared, shutdown: &mut Shutdow
             {
                 return Poll::Ready(Wake::Socket(next));
             }
-            match timer.as_mut().poll(context) {
-                Poll::Ready(()) => Poll::Ready(Wake::Timer),
-                Poll::Pending => Poll::Pending,
+            if !timer_armed || timer.is_elapsed() {
+                if timer.as_mut().poll(context).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                timer_armed = true;
             }
+            Poll::Pending
         })
         .await;
         match wake {
@@ -345,7 +351,10 @@ async fn echo(session: &mut Session<'_>, shared: &Shared, shutdown: &mut Shutdow
                     .receive_batch(first, |message| reply_to(message, mode))
                     .await?;
             }
-            Wake::Timer => session.on_timer(timer.as_mut()).await?,
+            Wake::Timer => {
+                timer_armed = false;
+                session.on_timer(timer.as_mut()).await?;
+            }
         }
     }
 }
