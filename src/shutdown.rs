@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
@@ -56,6 +56,9 @@ struct Listeners {
 struct Listener {
     key: u64,
     waker: Arc<AtomicWaker>,
+    /// The waker last put in `waker`. A task's waker rarely changes, and comparing against
+    /// this copy (in the task's own memory) spares touching the shared cell on every poll.
+    registered: Waker,
 }
 
 impl Signal {
@@ -71,13 +74,18 @@ impl Signal {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn join(&self) -> Listener {
+    fn join(&self, task: &Waker) -> Listener {
         let waker = Arc::new(AtomicWaker::new());
+        waker.register(task);
         let mut listeners = self.listeners();
         let key = listeners.next_key;
         listeners.next_key += 1;
         listeners.wakers.insert(key, waker.clone());
-        Listener { key, waker }
+        Listener {
+            key,
+            waker,
+            registered: task.clone(),
+        }
     }
 
     /// Sets the flag first, then wakes: a listener that joins after the wake-up pass still
@@ -137,9 +145,17 @@ impl Shutdown {
         if self.signal.is_down() {
             return Poll::Ready(());
         }
-        let signal = &self.signal;
-        let listener = self.listener.get_or_insert_with(|| signal.join());
-        listener.waker.register(context.waker());
+        let task = context.waker();
+        match &mut self.listener {
+            None => self.listener = Some(self.signal.join(task)),
+            // The signal fires once and `down` is checked after, so a waker that has been
+            // woken (and so taken out of the cell) never needs putting back.
+            Some(listener) if !listener.registered.will_wake(task) => {
+                listener.waker.register(task);
+                listener.registered.clone_from(task);
+            }
+            Some(_) => {}
+        }
         if self.signal.is_down() {
             Poll::Ready(())
         } else {

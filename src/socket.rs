@@ -5,10 +5,11 @@
 //! fits it by answering "would block" where the stream is not ready, and by remembering whose
 //! waker to wake when it becomes ready. tokio-tungstenite's `WebSocketStream` does this for a
 //! stream that may be split between a reading and a writing task: each socket operation
-//! re-registers two `AtomicWaker`s in each of two shared wake-up proxies. A session here is
+//! registers the caller's waker in two shared wake-up proxies (`AtomicWaker`s), and a
+//! wake-up goes through both. A session here is
 //! one task that both reads and writes, so the stream is simply polled with that task's own
-//! waker: about a tenth less CPU per echoed message, and two fewer heap objects per
-//! connection. The protocol itself (framing, masking, UTF-8, control frames, the close
+//! waker: about a tenth fewer instructions per echoed message (callgrind), and two fewer
+//! heap objects per connection. The protocol itself (framing, masking, UTF-8, control frames, the close
 //! handshake) stays tungstenite's.
 
 use std::io::{self, Read, Write};

@@ -26,6 +26,10 @@ struct Args {
     /// A quick smoke run: one short round with fewer connections.
     #[arg(long)]
     quick: bool,
+    /// Run only these scenarios (repeat the flag): echo64, echo1000, pipe1k, pipe64k, idle,
+    /// fanout.
+    #[arg(long = "only", value_name = "SCENARIO")]
+    only: Vec<String>,
     /// Directory holding the release binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -308,7 +312,10 @@ fn main() {
         args.rounds = 1;
         args.duration = args.duration.min(1.0);
     }
-    let scenarios = scenarios(&args);
+    let mut scenarios = scenarios(&args);
+    if !args.only.is_empty() {
+        scenarios.retain(|scenario| args.only.iter().any(|key| key == scenario.key));
+    }
     if let Some(parent) = args.json.parent() {
         std::fs::create_dir_all(parent).expect("create the results directory");
     }
@@ -429,6 +436,77 @@ fn main() {
         show(cell("fanout", b, "deliveries_per_sec"), 0),
         show(cell("fanout", b, "server_us_per_delivery"), 3)
     );
+    // Each round runs every server back to back, so a round's ratio between two servers
+    // shares that round's conditions; the median of those is steadier than a ratio of medians.
+    let paired_ratio = |scenario: &str, server: &str, baseline: &str, name: &str| -> f64 {
+        let of = |server: &str| -> Vec<f64> {
+            results
+                .get(&(scenario, server))
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .map(|line| field(line, name).unwrap_or(f64::NAN))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut ratios: Vec<f64> = of(server)
+            .iter()
+            .zip(of(baseline))
+            .map(|(value, base)| value / base)
+            .filter(|ratio| ratio.is_finite())
+            .collect();
+        median(&mut ratios)
+    };
+    let raw = WSECHO_RAW.name;
+    println!();
+    println!("Ratios, median over rounds of each round's ratio (µs/msg; lower is better):");
+    for (label, scenario, server, baseline) in [
+        (
+            "wsecho raw / TCP ceiling, echo 64 conns",
+            "echo64",
+            raw,
+            TCP.name,
+        ),
+        (
+            "wsecho raw / TCP ceiling, echo 1000 conns",
+            "echo1000",
+            raw,
+            TCP.name,
+        ),
+        (
+            "wsecho raw / fastwebsockets, pipelined 64 KiB",
+            "pipe64k",
+            raw,
+            FASTWEBSOCKETS.name,
+        ),
+        (
+            "wsecho default echo mode / raw, echo 64 conns",
+            "echo64",
+            WSECHO_ECHO.name,
+            raw,
+        ),
+        (
+            "wsecho default echo mode / raw, pipelined 1 KiB",
+            "pipe1k",
+            WSECHO_ECHO.name,
+            raw,
+        ),
+        (
+            "wsecho default echo mode / raw, pipelined 64 KiB",
+            "pipe64k",
+            WSECHO_ECHO.name,
+            raw,
+        ),
+    ] {
+        println!(
+            "- {label}: {}",
+            show(
+                paired_ratio(scenario, server, baseline, "server_us_per_msg"),
+                3
+            )
+        );
+    }
     let mut client_shares: Vec<f64> = results
         .values()
         .flatten()
