@@ -9,9 +9,9 @@
 //! Unlike mini-redis, the signal is not a `watch` channel. A connection's loop polls the
 //! signal every time it wakes, that is, for every message; a waiting `watch` (or `Notify`)
 //! future takes the channel's one lock on each such poll, shared by every connection on
-//! every thread. Here each handle has its own `AtomicWaker`: polling it is a flag load and a
-//! waker check, and the shared lock is only taken once per handle, to join, and once to
-//! leave.
+//! every thread. Here a handle keeps a copy of the waker it left with the signal: polling is
+//! a flag load and a comparison with that copy, and the shared lock is only taken to join,
+//! to leave, and in the rare case that the task's waker changes.
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
 
 /// Owned by the server: starts shutdown and waits for the tasks to finish.
@@ -50,14 +49,12 @@ struct Signal {
 #[derive(Default)]
 struct Listeners {
     next_key: u64,
-    wakers: HashMap<u64, Arc<AtomicWaker>>,
+    wakers: HashMap<u64, Waker>,
 }
 
 struct Listener {
     key: u64,
-    waker: Arc<AtomicWaker>,
-    /// The waker last put in `waker`. A task's waker rarely changes, and comparing against
-    /// this copy (in the task's own memory) spares touching the shared cell on every poll.
+    /// The waker this handle left with the signal.
     registered: Waker,
 }
 
@@ -75,25 +72,27 @@ impl Signal {
     }
 
     fn join(&self, task: &Waker) -> Listener {
-        let waker = Arc::new(AtomicWaker::new());
-        waker.register(task);
         let mut listeners = self.listeners();
         let key = listeners.next_key;
         listeners.next_key += 1;
-        listeners.wakers.insert(key, waker.clone());
+        listeners.wakers.insert(key, task.clone());
         Listener {
             key,
-            waker,
             registered: task.clone(),
         }
     }
 
-    /// Sets the flag first, then wakes: a listener that joins after the wake-up pass still
-    /// sees the flag when it checks after registering its waker.
+    fn update(&self, listener: &mut Listener, task: &Waker) {
+        self.listeners().wakers.insert(listener.key, task.clone());
+        listener.registered.clone_from(task);
+    }
+
+    /// Sets the flag first, then wakes under the lock: a listener that joins or updates its
+    /// waker after the wake-up pass still sees the flag when it checks afterwards.
     fn raise(&self) {
         self.down.store(true, Ordering::Release);
         for waker in self.listeners().wakers.values() {
-            waker.wake();
+            waker.wake_by_ref();
         }
     }
 }
@@ -148,11 +147,8 @@ impl Shutdown {
         let task = context.waker();
         match &mut self.listener {
             None => self.listener = Some(self.signal.join(task)),
-            // The signal fires once and `down` is checked after, so a waker that has been
-            // woken (and so taken out of the cell) never needs putting back.
             Some(listener) if !listener.registered.will_wake(task) => {
-                listener.waker.register(task);
-                listener.registered.clone_from(task);
+                self.signal.update(listener, task)
             }
             Some(_) => {}
         }

@@ -129,57 +129,63 @@ impl Socket {
     }
 
     /// Waits for the next message; see [`Socket::poll_next`].
-    pub(crate) async fn next(&mut self) -> Option<Result<Message, Error>> {
-        std::future::poll_fn(|context| self.poll_next(context)).await
+    pub(crate) fn next(&mut self) -> impl Future<Output = Option<Result<Message, Error>>> {
+        std::future::poll_fn(|context| self.poll_next(context))
     }
 
     /// The next message if one has already arrived, without waiting. When none has, the
     /// task's waker is left registered for the socket, as after a pending [`Socket::next`].
-    pub(crate) async fn next_if_ready(&mut self) -> Option<Option<Result<Message, Error>>> {
+    pub(crate) fn next_if_ready(
+        &mut self,
+    ) -> impl Future<Output = Option<Option<Result<Message, Error>>>> {
         std::future::poll_fn(|context| match self.poll_next(context) {
             Poll::Ready(next) => Poll::Ready(Some(next)),
             Poll::Pending => Poll::Ready(None),
         })
-        .await
     }
+
+    // The write operations are `poll_fn`s rather than `async fn`s: a session's future holds
+    // the largest state of everything it awaits for as long as the connection lives, and
+    // an `async fn` that awaits another stores both.
 
     /// Queues a message, writing out tungstenite's buffer when it is full. Waits only when
     /// an earlier write is still backed up.
-    pub(crate) async fn feed(&mut self, message: Message) -> Result<(), Error> {
-        if self.backed_up {
-            self.flush().await?;
-        }
+    pub(crate) fn feed(&mut self, message: Message) -> impl Future<Output = Result<(), Error>> {
         let mut message = Some(message);
-        let written = std::future::poll_fn(|context| {
-            Poll::Ready(match message.take() {
-                Some(message) => self.with(context, |websocket| websocket.write(message)),
-                None => Ok(()),
-            })
-        })
-        .await;
-        match written {
-            Ok(()) => Ok(()),
-            // Queued; the socket just could not take all of it yet.
-            Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                self.backed_up = true;
-                Ok(())
+        std::future::poll_fn(move |context| {
+            if self.backed_up {
+                std::task::ready!(self.poll_flush(context))?;
             }
-            Err(error) => Err(error),
-        }
+            let Some(message) = message.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            Poll::Ready(
+                match self.with(context, |websocket| websocket.write(message)) {
+                    Ok(()) => Ok(()),
+                    // Queued; the socket just could not take all of it yet.
+                    Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                        self.backed_up = true;
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                },
+            )
+        })
     }
 
     /// Writes out everything queued.
-    pub(crate) async fn flush(&mut self) -> Result<(), Error> {
-        let flushed = std::future::poll_fn(|context| {
-            pending_if_blocked(self.with(context, WebSocket::flush))
-        })
-        .await;
+    pub(crate) fn flush(&mut self) -> impl Future<Output = Result<(), Error>> {
+        std::future::poll_fn(|context| self.poll_flush(context))
+    }
+
+    fn poll_flush(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let flushed = std::task::ready!(pending_if_blocked(self.with(context, WebSocket::flush)));
         self.backed_up = false;
-        match flushed {
+        Poll::Ready(match flushed {
             // tungstenite reports a finished close handshake this way; all was written.
             Err(Error::ConnectionClosed) => Ok(()),
             other => other,
-        }
+        })
     }
 
     /// Starts the close handshake with `frame` and writes it out.

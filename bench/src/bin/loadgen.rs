@@ -71,6 +71,10 @@ struct Args {
     /// The server's process id, to report its CPU time and memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Create this file when the measured window starts, so that a script can start
+    /// counting then (bench/instructions.sh zeroes callgrind's counters).
+    #[arg(long, value_name = "PATH")]
+    mark_start: Option<std::path::PathBuf>,
 }
 
 /// A client frame: FIN, the opcode, the mask bit, the length, a fixed mask key and the
@@ -251,6 +255,9 @@ async fn measure(args: &Args, counters: &Counters) -> Window {
     let server_before = args.server_pid.and_then(wsecho_bench::cpu_time);
     let client_before = wsecho_bench::cpu_time(std::process::id());
     counters.measuring.store(true, Ordering::Release);
+    if let Some(path) = &args.mark_start {
+        let _ = std::fs::write(path, "");
+    }
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     counters.measuring.store(false, Ordering::Release);

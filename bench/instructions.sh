@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# User-space instructions per message, counted by valgrind's callgrind: a figure that does
+# not move with the machine's noise (unlike CPU time, which moves ±10-20% from run to run on
+# a shared VM), so small changes to the per-message path can be compared exactly. It counts
+# only the server's own instructions, not the kernel's, and says nothing about cache misses:
+# bench/run.sh remains the measure of speed.
+#
+# usage: bench/instructions.sh [SCENARIO]   (echo64 | pipe1k | pipe64k; default echo64)
+# Prints one line per server: the TCP ceiling, wsecho --mode raw, wsecho's default mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+cargo build --release --quiet --workspace
+scenario=${1:-echo64}
+case $scenario in
+  echo64) load=(--mode echo --connections 64 --size 32) ;;
+  pipe1k) load=(--mode pipelined --connections 64 --in-flight 16 --size 1024) ;;
+  pipe64k) load=(--mode pipelined --connections 16 --in-flight 4 --size 65536) ;;
+  *) echo "unknown scenario: $scenario" >&2; exit 2 ;;
+esac
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# measure NAME LOADGEN_FLAGS -- SERVER COMMAND...
+measure() {
+  local name=$1 extra=$2
+  shift 3
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" >"$work/$name.log" 2>&1 &
+  local pid=$! addr=""
+  for _ in $(seq 300); do
+    addr=$(grep -o '127\.0\.0\.1:[0-9]\+' "$work/$name.log" | head -1 || true)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { echo "$name did not start" >&2; cat "$work/$name.log" >&2; exit 1; }
+  # Connections, handshakes and the warm-up are left out: counting starts when the load
+  # generator starts its measured window (to within 20 ms of the 6 s measured).
+  target/release/loadgen --addr "$addr" "${load[@]}" $extra --warmup 1 --duration 6 \
+    --mark-start "$work/$name.measuring" >"$work/$name.json" &
+  local loadgen=$!
+  while [ ! -e "$work/$name.measuring" ]; do
+    kill -0 "$loadgen" 2>/dev/null || { echo "the load generator failed" >&2; exit 1; }
+    sleep 0.02
+  done
+  callgrind_control --zero "$pid" >/dev/null
+  wait "$loadgen"
+  callgrind_control --dump "$pid" >/dev/null
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  python3 - "$name" "$work" <<'EOF'
+import glob, json, sys
+name, work = sys.argv[1], sys.argv[2]
+messages = json.load(open(f"{work}/{name}.json"))["messages"]
+# The dump after --zero holds what ran since; take the newest dump file.
+dumps = sorted(glob.glob(f"{work}/{name}.out.*"), key=lambda p: int(p.rsplit(".", 1)[1]))
+total = next(int(l.split()[1]) for l in open(dumps[-1]) if l.startswith(("summary:", "totals:")))
+print(f"{name:<28} {total // messages:>8} instructions/message ({messages} messages)")
+EOF
+}
+
+echo "user-space instructions per message, $scenario (callgrind):"
+measure "tokio TCP echo (ceiling)" "--tcp" -- target/release/tcp-echo 0
+measure "wsecho --mode raw" "" -- target/release/wsecho --threads 1 --host 127.0.0.1 --port 0 --mode raw
+measure "wsecho (default echo mode)" "--welcome" -- target/release/wsecho --threads 1 --host 127.0.0.1 --port 0
