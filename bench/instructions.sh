@@ -7,11 +7,13 @@
 #
 # usage: bench/instructions.sh [SCENARIO]   (echo64 | pipe1k | pipe64k; default echo64)
 # Prints one line per server: the TCP ceiling, wsecho --mode raw, wsecho's default mode.
+# WSECHO=path/to/another/wsecho measures that build instead, to compare two versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release --quiet --workspace
 scenario=${1:-echo64}
+wsecho=${WSECHO:-target/release/wsecho}
 case $scenario in
   echo64) load=(--mode echo --connections 64 --size 32) ;;
   pipe1k) load=(--mode pipelined --connections 64 --in-flight 16 --size 1024) ;;
@@ -42,9 +44,9 @@ measure() {
     kill -0 "$loadgen" 2>/dev/null || { echo "the load generator failed" >&2; exit 1; }
     sleep 0.02
   done
-  callgrind_control --zero "$pid" >/dev/null
+  callgrind_control --zero "$pid" >/dev/null 2>&1
   wait "$loadgen"
-  callgrind_control --dump "$pid" >/dev/null
+  callgrind_control --dump "$pid" >/dev/null 2>&1
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   python3 - "$name" "$work" <<'EOF'
@@ -60,5 +62,5 @@ EOF
 
 echo "user-space instructions per message, $scenario (callgrind):"
 measure "tokio TCP echo (ceiling)" "--tcp" -- target/release/tcp-echo 0
-measure "wsecho --mode raw" "" -- target/release/wsecho --threads 1 --host 127.0.0.1 --port 0 --mode raw
-measure "wsecho (default echo mode)" "--welcome" -- target/release/wsecho --threads 1 --host 127.0.0.1 --port 0
+measure "wsecho --mode raw" "" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0 --mode raw
+measure "wsecho (default echo mode)" "--welcome" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0
