@@ -56,3 +56,11 @@ pub fn rss(pid: u32) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
+
+/// A number field of a flat JSON object line such as the load generator prints.
+pub fn field(json: &str, name: &str) -> Option<f64> {
+    let start = json.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let rest = &json[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}

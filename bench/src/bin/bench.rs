@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use wsecho_bench::field;
 
 #[derive(Parser)]
 struct Args {
@@ -30,6 +31,11 @@ struct Args {
     /// fanout.
     #[arg(long = "only", value_name = "SCENARIO")]
     only: Vec<String>,
+    /// Load generator processes for the echo and pipelined scenarios (loadgen --processes),
+    /// on machines where one generator process cannot keep a server busy. They all run
+    /// where this runner runs (bench/run.sh: CPU 1).
+    #[arg(long, default_value_t = 1)]
+    loadgen_processes: usize,
     /// Directory holding the release binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -273,6 +279,9 @@ fn run_once(server: &Server, scenario: &Scenario, args: &Args) -> String {
     if server.welcome {
         command.arg("--welcome");
     }
+    if scenario.key.starts_with("echo") || scenario.key.starts_with("pipe") {
+        command.args(["--processes", &args.loadgen_processes.to_string()]);
+    }
     let output = command.output().expect("run loadgen");
     if !output.status.success() {
         panic!(
@@ -285,13 +294,6 @@ fn run_once(server: &Server, scenario: &Scenario, args: &Args) -> String {
 }
 
 /// Pulls a number out of one of loadgen's flat JSON lines.
-fn field(json: &str, name: &str) -> Option<f64> {
-    let start = json.find(&format!("\"{name}\":"))? + name.len() + 3;
-    let rest = &json[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
-}
-
 fn median(values: &mut Vec<f64>) -> f64 {
     values.retain(|v| v.is_finite());
     if values.is_empty() {

@@ -75,6 +75,17 @@ struct Args {
     /// counting then (bench/instructions.sh zeroes callgrind's counters).
     #[arg(long, value_name = "PATH")]
     mark_start: Option<std::path::PathBuf>,
+    /// Echo and pipelined modes: run the load in this many worker processes, each with its
+    /// share of the connections, so that one process's core does not cap it. This process
+    /// coordinates: it starts the workers' measured windows together, reads the server's
+    /// CPU time over them, and sums the results; client_cpu_share is then the workers'
+    /// total (above 1.0 when they use more than one core).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// Internal: run as one of a coordinator's workers (report "ready" once connected, wait
+    /// for a line on stdin, print the latency samples before the result).
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
 /// A client frame: FIN, the opcode, the mask bit, the length, a fixed mask key and the
@@ -295,7 +306,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let result = runtime.block_on(run(args.clone()));
+    let result = if args.processes > 1 {
+        coordinate(&args)
+    } else {
+        runtime.block_on(run(args.clone()))
+    };
     println!("{result}");
 }
 
@@ -336,6 +351,9 @@ async fn run(args: Arc<Args>) -> String {
         }
         Mode::Echo | Mode::Pipelined => {
             let (streams, _) = open_all(&args, args.connections).await;
+            if args.worker {
+                wait_for_go();
+            }
             let counters = Arc::new(Counters::default());
             let mut tasks = Vec::new();
             for stream in streams {
@@ -354,6 +372,10 @@ async fn run(args: Arc<Args>) -> String {
                 latencies.extend(task.await.unwrap_or_default());
             }
             latencies.sort_unstable();
+            if args.worker {
+                let samples: Vec<String> = latencies.iter().map(u32::to_string).collect();
+                println!("latencies {}", samples.join(" "));
+            }
             report(
                 &args,
                 &window,
@@ -363,6 +385,109 @@ async fn run(args: Arc<Args>) -> String {
         }
         Mode::Fanout => fanout(args, frame).await,
     }
+}
+
+/// A worker's side of the start: say the connections are open, then wait for the go.
+fn wait_for_go() {
+    use std::io::{BufRead, Write};
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+}
+
+/// Runs the load in `--processes` workers (this executable with `--worker`), starts them
+/// together once all are connected, measures the server over their common window, and
+/// returns one result line for the whole.
+fn coordinate(args: &Args) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    assert!(
+        matches!(args.mode, Mode::Echo | Mode::Pipelined),
+        "--processes applies to echo and pipelined modes"
+    );
+    let executable = std::env::current_exe().expect("this executable's path");
+    let mut workers = Vec::new();
+    for worker in 0..args.processes {
+        let share = args.connections / args.processes
+            + usize::from(worker < args.connections % args.processes);
+        let mut command = Command::new(&executable);
+        command
+            .arg("--worker")
+            .args(["--addr", &args.addr.to_string()])
+            .args([
+                "--mode",
+                if args.mode == Mode::Echo {
+                    "echo"
+                } else {
+                    "pipelined"
+                },
+            ])
+            .args(["--connections", &share.max(1).to_string()])
+            .args(["--size", &args.size.to_string()])
+            .args(["--in-flight", &args.in_flight.to_string()])
+            .args(["--duration", &args.duration.to_string()])
+            .args(["--warmup", &args.warmup.to_string()])
+            .args(["--path", &args.path])
+            .args(["--sources", &args.sources.to_string()])
+            .args(["--concurrency", &args.concurrency.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if args.tcp {
+            command.arg("--tcp");
+        }
+        if args.welcome {
+            command.arg("--welcome");
+        }
+        let mut child = command.spawn().expect("start a worker");
+        let mut output = BufReader::new(child.stdout.take().expect("worker stdout"));
+        let mut line = String::new();
+        output.read_line(&mut line).expect("worker output");
+        assert_eq!(line.trim(), "ready", "a worker failed to connect");
+        workers.push((child, output));
+    }
+    for (child, _) in &mut workers {
+        let stdin = child.stdin.as_mut().expect("worker stdin");
+        stdin.write_all(b"go\n").expect("start a worker");
+        stdin.flush().expect("start a worker");
+    }
+    std::thread::sleep(Duration::from_secs_f64(args.warmup));
+    let server_before = args.server_pid.and_then(wsecho_bench::cpu_time);
+    if let Some(path) = &args.mark_start {
+        let _ = std::fs::write(path, "");
+    }
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(args.duration));
+    let seconds = started.elapsed().as_secs_f64();
+    let server_after = args.server_pid.and_then(wsecho_bench::cpu_time);
+    let (mut messages, mut client_cpu, mut latencies) = (0u64, 0.0, Vec::new());
+    for (mut child, output) in workers {
+        for line in output.lines() {
+            let line = line.expect("worker output");
+            if let Some(samples) = line.strip_prefix("latencies") {
+                latencies.extend(
+                    samples
+                        .split_whitespace()
+                        .filter_map(|s| s.parse::<u32>().ok()),
+                );
+            } else if line.starts_with('{') {
+                messages += wsecho_bench::field(&line, "messages").unwrap_or(0.0) as u64;
+                client_cpu += wsecho_bench::field(&line, "client_cpu_share").unwrap_or(f64::NAN)
+                    * args.duration;
+            }
+        }
+        let _ = child.wait();
+    }
+    latencies.sort_unstable();
+    let window = Window {
+        seconds,
+        client_cpu,
+        server_cpu: match (server_before, server_after) {
+            (Some(before), Some(after)) => Some((after - before).as_secs_f64()),
+            _ => None,
+        },
+    };
+    report(args, &window, messages, &latencies)
 }
 
 /// Keeps `window` messages outstanding on one connection until told to stop; returns the
