@@ -13,7 +13,6 @@ use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use log::{debug, info};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep_until, timeout};
@@ -234,7 +233,11 @@ impl<'a> Session<'a> {
     /// Takes one result of reading the socket. Returns the message if it is data for the mode
     /// to handle, `None` for control frames (tungstenite answers pings itself), and the end
     /// of the session for a close frame or an error.
-    async fn receive(
+    ///
+    /// This and the common path of [`Session::receive_batch`] do not await: a session's
+    /// future is one state machine, and every await on the per-message path is state
+    /// written into it for every message.
+    fn receive(
         &mut self,
         next: Option<Result<Message, tungstenite::Error>>,
     ) -> Result<Option<Message>, End> {
@@ -247,11 +250,8 @@ impl<'a> Session<'a> {
         log_message(self.peer, &message);
         match message {
             Message::Text(_) | Message::Binary(_) => Ok(Some(message)),
-            Message::Close(frame) => {
-                // tungstenite queued the reply; flushing sends it and ends the session.
-                let _ = within(self.config.close_timeout, self.socket.flush()).await;
-                Err(End::ClientClosed(frame))
-            }
+            // tungstenite has queued the reply; `finish` sends it.
+            Message::Close(frame) => Err(End::ClientClosed(frame)),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(None),
         }
     }
@@ -284,10 +284,14 @@ impl<'a> Session<'a> {
         let mut next = first;
         let mut received = 0;
         let drained = loop {
-            if let Some(message) = self.receive(next).await?
+            if let Some(message) = self.receive(next)?
                 && let Some(reply) = handle(message)
             {
-                self.deliver(reply).await?;
+                if self.socket.is_backed_up() {
+                    self.deliver(reply).await?;
+                } else {
+                    self.socket.feed_now(reply).map_err(End::from_error)?;
+                }
             }
             received += 1;
             if received == BATCH {
@@ -298,12 +302,16 @@ impl<'a> Session<'a> {
                 None => break true,
             }
         };
-        if drained && let Some(flushed) = self.flush().now_or_never() {
-            flushed?;
-            return Ok(true);
+        match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
+            Poll::Ready(flushed) => {
+                flushed.map_err(End::from_error)?;
+                Ok(drained)
+            }
+            Poll::Pending => {
+                self.flush().await?;
+                Ok(false)
+            }
         }
-        self.flush().await?;
-        Ok(false)
     }
 }
 
@@ -505,6 +513,10 @@ pub(crate) async fn finish(
         ),
     }
     let Some(frame) = end.close_frame() else {
+        if let End::ClientClosed(_) = end {
+            // The reply to the client's close frame, if tungstenite has queued one.
+            let _ = timeout(close_timeout, socket.flush()).await;
+        }
         return;
     };
     let _ = timeout(close_timeout, async {

@@ -159,18 +159,30 @@ impl Socket {
             let Some(message) = message.take() else {
                 return Poll::Ready(Ok(()));
             };
-            Poll::Ready(
-                match self.with(context, |websocket| websocket.write(message)) {
-                    Ok(()) => Ok(()),
-                    // Queued; the socket just could not take all of it yet.
-                    Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                        self.backed_up = true;
-                        Ok(())
-                    }
-                    Err(error) => Err(error),
-                },
-            )
+            self.websocket.get_mut().waker.clone_from(context.waker());
+            Poll::Ready(self.feed_now(message))
         })
+    }
+
+    /// Whether an earlier write is still waiting for room in the socket; while it is,
+    /// messages must go through [`Socket::feed`], which waits.
+    pub(crate) fn is_backed_up(&self) -> bool {
+        self.backed_up
+    }
+
+    /// [`Socket::feed`] without the wait, for when nothing is backed up: the socket then
+    /// takes the message at once (tungstenite queues what it cannot write yet). Any wake-up
+    /// goes to the task's waker from its latest poll of this socket.
+    pub(crate) fn feed_now(&mut self, message: Message) -> Result<(), Error> {
+        match self.websocket.write(message) {
+            Ok(()) => Ok(()),
+            // Queued; the socket just could not take all of it yet.
+            Err(Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.backed_up = true;
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Writes out everything queued.
@@ -178,7 +190,8 @@ impl Socket {
         std::future::poll_fn(|context| self.poll_flush(context))
     }
 
-    fn poll_flush(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// One attempt at [`Socket::flush`].
+    pub(crate) fn poll_flush(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let flushed = std::task::ready!(pending_if_blocked(self.with(context, WebSocket::flush)));
         self.backed_up = false;
         Poll::Ready(match flushed {
