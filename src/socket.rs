@@ -94,14 +94,9 @@ impl Socket {
         }
     }
 
-    /// Runs one tungstenite operation with the current task's waker in place.
-    fn with<T>(
-        &mut self,
-        context: &Context<'_>,
-        operation: impl FnOnce(&mut WebSocket<TaskStream>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    /// Puts the polling task's waker in place for the tungstenite operation that follows.
+    fn set_waker(&mut self, context: &Context<'_>) {
         self.websocket.get_mut().waker.clone_from(context.waker());
-        operation(&mut self.websocket)
     }
 
     /// The next message from the client: `None` once the connection is closed. Control
@@ -114,7 +109,8 @@ impl Socket {
         if self.ended {
             return Poll::Ready(None);
         }
-        match pending_if_blocked(self.with(context, WebSocket::read)) {
+        self.set_waker(context);
+        match pending_if_blocked(self.websocket.read()) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(message)) => Poll::Ready(Some(Ok(message))),
             Poll::Ready(Err(Error::ConnectionClosed | Error::AlreadyClosed)) => {
@@ -159,7 +155,7 @@ impl Socket {
             let Some(message) = message.take() else {
                 return Poll::Ready(Ok(()));
             };
-            self.websocket.get_mut().waker.clone_from(context.waker());
+            self.set_waker(context);
             Poll::Ready(self.feed_now(message))
         })
     }
@@ -192,7 +188,8 @@ impl Socket {
 
     /// One attempt at [`Socket::flush`].
     pub(crate) fn poll_flush(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let flushed = std::task::ready!(pending_if_blocked(self.with(context, WebSocket::flush)));
+        self.set_waker(context);
+        let flushed = std::task::ready!(pending_if_blocked(self.websocket.flush()));
         self.backed_up = false;
         Poll::Ready(match flushed {
             // tungstenite reports a finished close handshake this way; all was written.
@@ -205,9 +202,10 @@ impl Socket {
     pub(crate) async fn close(&mut self, frame: CloseFrame) -> Result<(), Error> {
         let mut frame = Some(frame);
         let closed = std::future::poll_fn(|context| {
+            self.set_waker(context);
             let result = match frame.take() {
-                Some(frame) => self.with(context, |websocket| websocket.close(Some(frame))),
-                None => self.with(context, WebSocket::flush),
+                Some(frame) => self.websocket.close(Some(frame)),
+                None => self.websocket.flush(),
             };
             pending_if_blocked(result)
         })
