@@ -39,15 +39,43 @@ pub fn port_argument() -> u16 {
 /// Clock ticks per second for /proc/PID/stat's times; 100 on every Linux this runs on.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// User plus system CPU time a process has used so far.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
+/// CPU time a process has used, split the way /proc/PID/stat reports it. For an echo
+/// server the system part is mostly the kernel's TCP work, which is about the same whichever
+/// server runs; the user part is the server's own code, where servers differ.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTime {
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// The time used between `earlier` and this reading.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// The CPU time a process has used so far.
+pub fn cpu_time(pid: u32) -> Option<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after its closing ')' do not.
     let after_name = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let user: f64 = fields.get(11)?.parse().ok()?;
-    let system: f64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_secs_f64((user + system) / TICKS_PER_SECOND))
+    let ticks = |index: usize| -> Option<Duration> {
+        let ticks: f64 = fields.get(index)?.parse().ok()?;
+        Some(Duration::from_secs_f64(ticks / TICKS_PER_SECOND))
+    };
+    Some(CpuTime {
+        user: ticks(11)?,
+        system: ticks(12)?,
+    })
 }
 
 /// Resident memory of a process, in bytes.

@@ -107,6 +107,16 @@ const WSECHO_BROADCAST: Server = websocket(
     ],
 );
 
+/// The servers of the echo scenarios, in the table's order.
+const SERVERS: [Server; 6] = [
+    TCP,
+    TUNGSTENITE,
+    TUNGSTENITE_8K,
+    FASTWEBSOCKETS,
+    WSECHO_RAW,
+    WSECHO_ECHO,
+];
+
 /// Flags every wsecho run gets on top of its mode's.
 const WSECHO_COMMON_ARGS: [&str; 8] = [
     "--threads",
@@ -129,14 +139,7 @@ struct Scenario {
 fn scenarios(args: &Args) -> Vec<Scenario> {
     let quick = args.quick;
     let scale = |full: usize, smoke: usize| if quick { smoke } else { full }.to_string();
-    let echo_servers = vec![
-        TCP,
-        TUNGSTENITE,
-        TUNGSTENITE_8K,
-        FASTWEBSOCKETS,
-        WSECHO_RAW,
-        WSECHO_ECHO,
-    ];
+    let echo_servers = SERVERS.to_vec();
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
         Scenario {
@@ -396,14 +399,7 @@ fn main() {
         if args.quick { 200 } else { 1000 }
     );
     println!("|---|---|---|---|---|---|---|");
-    for server in [
-        TCP,
-        TUNGSTENITE,
-        TUNGSTENITE_8K,
-        FASTWEBSOCKETS,
-        WSECHO_RAW,
-        WSECHO_ECHO,
-    ] {
+    for server in SERVERS {
         let n = server.name;
         let idle = cell("idle", n, "bytes_per_connection");
         println!(
@@ -428,6 +424,29 @@ fn main() {
             } else {
                 "-".to_owned()
             },
+        );
+    }
+    println!();
+    println!(
+        "Of that, user-space CPU per message (µs, medians): the server's own code. The rest is system time, mostly the kernel's TCP work, which is about the same whichever server runs, and which moves the most between runs."
+    );
+    println!();
+    println!(
+        "| server | echo, 64 conns | echo, {} conns | pipelined 1 KiB | pipelined 64 KiB |",
+        if args.quick { 200 } else { 1000 }
+    );
+    println!("|---|---|---|---|---|");
+    for server in SERVERS {
+        let n = server.name;
+        let user = |scenario: &str, decimals: usize| {
+            show(cell(scenario, n, "server_user_us_per_msg"), decimals)
+        };
+        println!(
+            "| {n} | {} | {} | {} | {} |",
+            user("echo64", 2),
+            user("echo1000", 2),
+            user("pipe1k", 2),
+            user("pipe64k", 1)
         );
     }
     let b = WSECHO_BROADCAST.name;
@@ -463,6 +482,10 @@ fn main() {
     let raw = WSECHO_RAW.name;
     println!();
     println!("Ratios, median over rounds of each round's ratio (µs/msg; lower is better):");
+    let many_connections = format!(
+        "wsecho raw / TCP ceiling, echo {} conns",
+        if args.quick { 200 } else { 1000 }
+    );
     for (label, scenario, server, baseline) in [
         (
             "wsecho raw / TCP ceiling, echo 64 conns",
@@ -470,12 +493,7 @@ fn main() {
             raw,
             TCP.name,
         ),
-        (
-            "wsecho raw / TCP ceiling, echo 1000 conns",
-            "echo1000",
-            raw,
-            TCP.name,
-        ),
+        (many_connections.as_str(), "echo1000", raw, TCP.name),
         (
             "wsecho raw / fastwebsockets, pipelined 64 KiB",
             "pipe64k",

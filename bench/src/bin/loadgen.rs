@@ -257,7 +257,7 @@ struct Counters {
 struct Window {
     seconds: f64,
     client_cpu: f64,
-    server_cpu: Option<f64>,
+    server_cpu: Option<wsecho_bench::CpuTime>,
 }
 
 /// Lets the load run for the warm-up, then measures for the duration, then stops it.
@@ -279,13 +279,12 @@ async fn measure(args: &Args, counters: &Counters) -> Window {
     Window {
         seconds,
         client_cpu: match (client_before, client_after) {
-            (Some(before), Some(after)) => (after - before).as_secs_f64(),
+            (Some(before), Some(after)) => after.since(before).total().as_secs_f64(),
             _ => f64::NAN,
         },
-        server_cpu: match (server_before, server_after) {
-            (Some(before), Some(after)) => Some((after - before).as_secs_f64()),
-            _ => None,
-        },
+        server_cpu: server_before
+            .zip(server_after)
+            .map(|(before, after)| after.since(before)),
     }
 }
 
@@ -334,7 +333,7 @@ async fn run(args: Arc<Args>) -> String {
             };
             let handshake_cpu_us = match (cpu_before, cpu_after) {
                 (Some(before), Some(after)) => {
-                    (after - before).as_secs_f64() * 1e6 / streams.len() as f64
+                    after.since(before).total().as_secs_f64() * 1e6 / streams.len() as f64
                 }
                 _ => f64::NAN,
             };
@@ -482,10 +481,9 @@ fn coordinate(args: &Args) -> String {
     let window = Window {
         seconds,
         client_cpu,
-        server_cpu: match (server_before, server_after) {
-            (Some(before), Some(after)) => Some((after - before).as_secs_f64()),
-            _ => None,
-        },
+        server_cpu: server_before
+            .zip(server_after)
+            .map(|(before, after)| after.since(before)),
     };
     report(args, &window, messages, &latencies)
 }
@@ -536,14 +534,17 @@ async fn drive(
 
 fn report(args: &Args, window: &Window, messages: u64, latencies: &[u32]) -> String {
     let per_second = messages as f64 / window.seconds;
+    let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / messages.max(1) as f64;
     let server_us = window
         .server_cpu
-        .map(|cpu| cpu * 1e6 / messages.max(1) as f64)
-        .unwrap_or(f64::NAN);
+        .map_or(f64::NAN, |cpu| per_message(cpu.total()));
+    let server_user_us = window
+        .server_cpu
+        .map_or(f64::NAN, |cpu| per_message(cpu.user));
     format!(
         "{{\"mode\":\"{}\",\"connections\":{},\"size\":{},\"messages\":{messages},\
          \"msgs_per_sec\":{per_second:.0},\"mb_per_sec\":{:.1},\"server_us_per_msg\":{server_us:.3},\
-         \"client_cpu_share\":{:.2},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{}}}",
+         \"server_user_us_per_msg\":{server_user_us:.3},\"client_cpu_share\":{:.2},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{}}}",
         match args.mode {
             Mode::Echo => "echo",
             Mode::Pipelined => "pipelined",
@@ -599,7 +600,7 @@ async fn fanout(args: Arc<Args>, frame: Arc<[u8]>) -> String {
         delivered as f64 / window.seconds,
         window
             .server_cpu
-            .map(|cpu| cpu * 1e6 / delivered.max(1) as f64)
+            .map(|cpu| cpu.total().as_secs_f64() * 1e6 / delivered.max(1) as f64)
             .unwrap_or(f64::NAN),
         window.client_cpu / window.seconds
     )
