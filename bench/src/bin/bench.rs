@@ -136,6 +136,11 @@ struct Scenario {
     servers: Vec<Server>,
 }
 
+/// Connections of the "echo1000" scenario: fewer in the quick smoke run.
+fn many_connections(quick: bool) -> usize {
+    if quick { 200 } else { 1000 }
+}
+
 fn scenarios(args: &Args) -> Vec<Scenario> {
     let quick = args.quick;
     let scale = |full: usize, smoke: usize| if quick { smoke } else { full }.to_string();
@@ -151,7 +156,7 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
             key: "echo1000",
             loadgen: [
                 strings(&["--mode", "echo", "--size", "32", "--connections"]),
-                vec![scale(1000, 200)],
+                vec![many_connections(quick).to_string()],
             ]
             .concat(),
             servers: echo_servers.clone(),
@@ -396,7 +401,7 @@ fn main() {
     println!();
     println!(
         "| server | echo, 64 conns: µs/msg (msg/s) | echo, {} conns: µs/msg | pipelined 1 KiB, 64x16: µs/msg (msg/s) | pipelined 64 KiB, 16x4: µs/msg | idle memory per connection | handshakes/s (µs each) |",
-        if args.quick { 200 } else { 1000 }
+        many_connections(args.quick)
     );
     println!("|---|---|---|---|---|---|---|");
     for server in SERVERS {
@@ -433,7 +438,7 @@ fn main() {
     println!();
     println!(
         "| server | echo, 64 conns | echo, {} conns | pipelined 1 KiB | pipelined 64 KiB |",
-        if args.quick { 200 } else { 1000 }
+        many_connections(args.quick)
     );
     println!("|---|---|---|---|---|");
     for server in SERVERS {
@@ -482,9 +487,9 @@ fn main() {
     let raw = WSECHO_RAW.name;
     println!();
     println!("Ratios, median over rounds of each round's ratio (µs/msg; lower is better):");
-    let many_connections = format!(
+    let many_label = format!(
         "wsecho raw / TCP ceiling, echo {} conns",
-        if args.quick { 200 } else { 1000 }
+        many_connections(args.quick)
     );
     for (label, scenario, server, baseline) in [
         (
@@ -493,7 +498,7 @@ fn main() {
             raw,
             TCP.name,
         ),
-        (many_connections.as_str(), "echo1000", raw, TCP.name),
+        (many_label.as_str(), "echo1000", raw, TCP.name),
         (
             "wsecho raw / fastwebsockets, pipelined 64 KiB",
             "pipe64k",
