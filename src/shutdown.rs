@@ -178,6 +178,7 @@ impl Drop for Shutdown {
         }
     }
 }
+
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM: the shutdown signal the binary passes
 /// to [`serve`](crate::serve).
 pub async fn terminated() {

@@ -34,6 +34,7 @@ fn defaults_match_the_documented_ones() {
     assert_eq!(config.handshake_timeout, Duration::from_secs(10));
     assert_eq!(config.ping_interval, Duration::from_secs(20));
     assert_eq!(config.ping_timeout, Duration::from_secs(20));
+    assert_eq!(config.close_timeout, Duration::from_secs(3));
     assert_eq!(config.max_connections, 10_000);
     assert!(config.allowed_origins.is_empty());
     assert_eq!(config.max_queue, 1024);

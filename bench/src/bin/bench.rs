@@ -301,7 +301,7 @@ fn run_once(server: &Server, scenario: &Scenario, args: &Args) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-/// Pulls a number out of one of loadgen's flat JSON lines.
+/// The median of the finite values, or NaN when there are none (a cell no run filled).
 fn median(values: &mut Vec<f64>) -> f64 {
     values.retain(|v| v.is_finite());
     if values.is_empty() {

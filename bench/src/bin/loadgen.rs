@@ -217,6 +217,14 @@ async fn connect(args: &Args, index: usize) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// How long one connection may take to connect and finish its handshake: a server that
+/// does not answer must make the load generator fail, not wait.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long connections get, once the measured window is over, to take the answers still
+/// on their way: a server that has stopped answering must not keep the run from ending.
+const WIND_DOWN: Duration = Duration::from_secs(5);
+
 /// Opens `count` connections, `concurrency` at a time, returning them and the time taken.
 async fn open_all(args: &Arc<Args>, count: usize) -> (Vec<TcpStream>, Duration) {
     let started = Instant::now();
@@ -232,9 +240,10 @@ async fn open_all(args: &Arc<Args>, count: usize) -> (Vec<TcpStream>, Duration) 
                 if index >= count {
                     return opened;
                 }
-                match connect(&args, index).await {
-                    Ok(stream) => opened.push(stream),
-                    Err(error) => panic!("connection {index} failed: {error}"),
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(&args, index)).await {
+                    Ok(Ok(stream)) => opened.push(stream),
+                    Ok(Err(error)) => panic!("connection {index} failed: {error}"),
+                    Err(_) => panic!("connection {index}: no answer within {HANDSHAKE_TIMEOUT:?}"),
                 }
             }
         }));
@@ -367,8 +376,11 @@ async fn run(args: Arc<Args>) -> String {
             }
             let window = measure(&args, &counters).await;
             let mut latencies = Vec::new();
+            let deadline = tokio::time::Instant::now() + WIND_DOWN;
             for task in tasks {
-                latencies.extend(task.await.unwrap_or_default());
+                if let Ok(Ok(samples)) = tokio::time::timeout_at(deadline, task).await {
+                    latencies.extend(samples);
+                }
             }
             latencies.sort_unstable();
             if args.worker {
