@@ -12,11 +12,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use log::info;
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::lock::lock;
 
 /// Every room that has at least one member.
 #[derive(Default)]
@@ -58,12 +60,6 @@ pub(crate) struct Membership {
     /// Messages from the room, waiting to be written to this client.
     pub queue: mpsc::Receiver<Message>,
     eviction: Arc<Eviction>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave the maps half-updated in a way that
-    // matters more than losing the server, so carry on with the data as it is.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Hub {

@@ -3,27 +3,38 @@
 //! wsecho: a small, fast, correct WebSocket echo and test server.
 //!
 //! The binary (`src/main.rs`) only parses flags, binds and calls [`serve`]; everything else
-//! lives here, one concern per module:
+//! lives here, one concern per module. Dependencies only point down this list:
 //!
-//! - `config`: the one [`Config`], built from the command line.
 //! - `server`: listening, accepting, the connection limit and shutdown fan-out.
-//! - `shutdown`: the shutdown signal and the wait for every task to finish.
-//! - `http`: plain-HTTP answers on the WebSocket port and the upgrade decision.
-//! - `connection`: one client's session: welcome, echo or broadcast loop, keepalive, close.
+//! - `connection`: one client from accept to close: handshake, then session, then close.
+//! - `handshake`: reading the request within the timeout; plain answer or upgrade.
+//! - `session`: the WebSocket session: the machinery every mode shares, one file per mode's
+//!   loop (`echo`, `broadcast`), the keepalive clock, and how a session ends.
+//! - `http`: request heads, routing and plain-HTTP answers; reads only the [`Config`].
+//! - `shared`: the configuration and the state every connection task reads.
 //! - `hub`: broadcast mode's rooms and the fan-out to their members.
 //! - `socket`: tungstenite's WebSocket, driven from the task that owns the connection.
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
+//! - `shutdown`: the shutdown signal and the wait for every task to finish.
+//! - `config`: the one [`Config`], built from the command line.
+//! - `open_files`, `lock`: the open-files limit, and locking shared maps.
 
 mod config;
 mod connection;
+mod handshake;
 mod http;
 mod hub;
+mod lock;
+mod open_files;
 mod read_ahead;
 mod server;
+mod session;
+mod shared;
 mod shutdown;
 mod socket;
 
 pub use config::{Config, Mode, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
-pub use server::{bind, raise_open_files_limit, serve};
+pub use open_files::raise_open_files_limit;
+pub use server::{bind, serve};
 pub use shutdown::terminated;

@@ -12,133 +12,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use log::{debug, info, warn};
-use tokio::net::{TcpListener, TcpStream, lookup_host};
-use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
 use crate::config::Config;
 use crate::connection;
 use crate::http;
-use crate::hub::Hub;
+use crate::shared::Shared;
 use crate::shutdown::{Coordinator, Shutdown};
-
-/// What every connection task reads: the configuration and the values derived from it once.
-pub(crate) struct Shared {
-    /// The settings, built once from the command line.
-    pub config: Config,
-    /// tungstenite's limits and buffer sizes, derived from `config`.
-    pub websocket_config: WebSocketConfig,
-    /// The welcome frame's payload, made once so each connection only bumps a count.
-    pub welcome: Option<Utf8Bytes>,
-    /// Broadcast mode's rooms.
-    pub hub: Arc<Hub>,
-    /// One permit per client being served: the connection limit.
-    pub connection_slots: Arc<Semaphore>,
-}
-
-impl Shared {
-    fn new(config: Config) -> Self {
-        let websocket_config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER_SIZE)
-            .write_buffer_size(WRITE_BUFFER_SIZE)
-            // Room for what is waiting to go out plus the largest reply; a connection never
-            // queues more, because sending waits for the socket before queueing the next
-            // message, and a client that stops reading is dropped after the ping timeout.
-            .max_write_buffer_size(
-                WRITE_BUFFER_SIZE
-                    .saturating_add(config.max_message_size)
-                    .saturating_add(64),
-            )
-            .max_message_size(Some(config.max_message_size))
-            .max_frame_size(Some(config.max_message_size));
-        let welcome = match config.mode {
-            crate::Mode::Raw => None,
-            _ if config.welcome.is_empty() => None,
-            _ => Some(Utf8Bytes::from(config.welcome.clone())),
-        };
-        Shared {
-            websocket_config,
-            welcome,
-            hub: Arc::default(),
-            connection_slots: Arc::new(Semaphore::new(config.max_connections)),
-            config,
-        }
-    }
-
-    /// How many clients hold a connection slot now.
-    pub fn open_connections(&self) -> usize {
-        self.config.max_connections - self.connection_slots.available_permits()
-    }
-}
-
-/// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
-/// default (128 KiB) costs that much memory on every idle client and zero-fills it on every
-/// read; bursts are served by `ReadAhead`'s 64 KiB buffer instead, which exists only while
-/// data is pouring in.
-///
-/// Measured here with `bench/run.sh`'s load generator (server on CPU 0, one thread; 10,000
-/// idle connections; 64 KiB messages pipelined 4 deep on 16 connections), two runs each:
-///
-/// | read buffer | idle memory per connection | pipelined 64 KiB: µs CPU per message |
-/// |---|---|---|
-/// | 128 KiB: tokio-tungstenite's default, as in its examples | 137 KB | 33-35 |
-/// | 4 KiB, reading the socket directly | (not comparable: older code) | 51 |
-/// | 2 KiB, with `ReadAhead` | 4.4 KB | 29-33 |
-/// | 512 B, with `ReadAhead` (chosen) | 3.4 KB | 31-32 |
-///
-/// Between 2 KiB and 512 B throughput no longer changes measurably (1 KiB messages pipelined:
-/// 1.07-1.15 µs at both) while memory keeps falling.
-const READ_BUFFER_SIZE: usize = 512;
-
-/// Replies are collected up to this many bytes before tungstenite writes them to the socket;
-/// a batch of replies is flushed at the end in any case.
-const WRITE_BUFFER_SIZE: usize = 64 * 1024;
+use log::{debug, info, warn};
+use tokio::net::{TcpListener, TcpStream, lookup_host};
+use tokio::sync::Semaphore;
 
 /// Most clients being refused (answered `503`) at once; beyond it an excess client's socket is
 /// simply closed, so a flood past the connection limit cannot grow the refusals without bound.
 const MAX_REFUSALS: usize = 256;
-
-/// Raises this process's soft limit on open files to its hard limit, so the connection limit
-/// and not the default soft limit (often 1024) decides how many clients fit, and returns the
-/// limit now in force. Logs a warning when `max_connections` cannot fit in it.
-pub fn raise_open_files_limit(max_connections: usize) -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit = raised;
-        } else {
-            warn!(
-                "cannot raise the open-files limit: {}",
-                io::Error::last_os_error()
-            );
-        }
-    }
-    // Each client needs one descriptor; these are for listeners, logs and the like.
-    const HEADROOM: u64 = 64;
-    let open_files: u64 = limit.rlim_cur;
-    if open_files < max_connections as u64 + HEADROOM {
-        warn!(
-            "the open-files limit ({open_files}) is below --max-connections ({max_connections}) plus \
-             headroom; clients beyond about {} will fail to connect",
-            open_files.saturating_sub(HEADROOM)
-        );
-    }
-    Ok(open_files)
-}
 
 /// Resolves `host` and listens on `port` at every address it stands for.
 ///

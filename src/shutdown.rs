@@ -6,20 +6,22 @@
 //! (every task has returned), the [`Coordinator`]'s receiver yields `None` and the server
 //! knows it may exit. No polling and no sleeps.
 //!
-//! Unlike mini-redis, the signal is not a `watch` channel. A connection's loop polls the
-//! signal every time it wakes, that is, for every message; a waiting `watch` (or `Notify`)
-//! future takes the channel's one lock on each such poll, shared by every connection on
-//! every thread. Here a handle keeps a copy of the waker it left with the signal: polling is
+//! Unlike mini-redis, the signal is not a tokio channel (mini-redis uses `broadcast`). A
+//! connection's loop polls the signal every time it wakes, that is, for every message; a
+//! waiting `broadcast`, `watch` or `Notify` future takes the channel's one lock on each such
+//! poll, shared by every connection on every thread. Here a handle keeps a copy of the waker it left with the signal: polling is
 //! a flag load and a comparison with that copy, and the shared lock is only taken to join,
 //! to leave, and in the rare case that the task's waker changes.
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::mpsc;
+
+use crate::lock::lock;
 
 /// Owned by the server: starts shutdown and waits for the tasks to finish.
 pub(crate) struct Coordinator {
@@ -63,12 +65,8 @@ impl Signal {
         self.down.load(Ordering::Acquire)
     }
 
-    /// A poisoned lock only means another thread panicked mid-insert or mid-remove of a
-    /// map entry; the map itself is still usable.
     fn listeners(&self) -> MutexGuard<'_, Listeners> {
-        self.listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.listeners)
     }
 
     fn join(&self, task: &Waker) -> Listener {

@@ -14,31 +14,18 @@ async fn broadcast_server() -> TestServer {
     TestServer::with_mode(Mode::Broadcast).await
 }
 
-/// The server's `/stats` as `(connections, rooms)`, parsed just enough for the tests.
+/// The server's `/stats` as `(connections, rooms)`.
 async fn stats(server: &TestServer) -> (usize, HashMap<String, usize>) {
     let response = get(server.addr, "/stats").await;
     assert_eq!(response.status, 200);
-    let body = String::from_utf8(response.body).unwrap();
-    let connections = body
-        .split("\"connections\":")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no connection count in {body}"));
-    let rooms_json = body
-        .split("\"rooms\":{")
-        .nth(1)
-        .unwrap()
-        .split('}')
-        .next()
-        .unwrap();
-    let rooms = rooms_json
-        .split(',')
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            let (name, size) = entry.rsplit_once(':').unwrap();
-            (name.trim_matches('"').to_owned(), size.parse().unwrap())
-        })
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let stats: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
+    let connections = stats["connections"].as_u64().expect("a connection count") as usize;
+    let rooms = stats["rooms"]
+        .as_object()
+        .expect("a rooms object")
+        .iter()
+        .map(|(name, size)| (name.clone(), size.as_u64().expect("a room size") as usize))
         .collect();
     (connections, rooms)
 }

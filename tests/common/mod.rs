@@ -375,14 +375,7 @@ impl ServerProcess {
 
     /// Resident memory in bytes, from /proc.
     pub fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            * 1024
+        wsecho_bench::rss(self.child.id()).expect("the server's /proc status")
     }
 
     pub fn open_fds(&self) -> usize {

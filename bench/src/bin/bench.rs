@@ -316,16 +316,69 @@ fn median(values: &mut Vec<f64>) -> f64 {
     }
 }
 
-fn main() {
-    let mut args = Args::parse();
-    if args.quick {
-        args.rounds = 1;
-        args.duration = args.duration.min(1.0);
+/// Every run's result line, by (scenario, server), in round order.
+struct Results {
+    lines: BTreeMap<(&'static str, &'static str), Vec<String>>,
+}
+
+impl Results {
+    /// One field's values over the rounds; NaN where a run lacks it.
+    fn values(&self, scenario: &str, server: &str, name: &str) -> Vec<f64> {
+        self.lines
+            .iter()
+            .find(|((s, n), _)| *s == scenario && *n == server)
+            .map(|(_, lines)| {
+                lines
+                    .iter()
+                    .map(|line| field(line, name).unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
-    let mut scenarios = scenarios(&args);
-    if !args.only.is_empty() {
-        scenarios.retain(|scenario| args.only.iter().any(|key| key == scenario.key));
+
+    /// The median of one field over the rounds.
+    fn cell(&self, scenario: &str, server: &str, name: &str) -> f64 {
+        median(&mut self.values(scenario, server, name))
     }
+
+    /// The median over rounds of each round's ratio of `server` to `baseline`. Each round
+    /// runs every server back to back, so a round's ratio shares that round's conditions;
+    /// the median of those is steadier than a ratio of medians.
+    fn paired_ratio(&self, scenario: &str, server: &str, baseline: &str, name: &str) -> f64 {
+        let mut ratios: Vec<f64> = self
+            .values(scenario, server, name)
+            .iter()
+            .zip(self.values(scenario, baseline, name))
+            .map(|(value, base)| value / base)
+            .collect();
+        median(&mut ratios)
+    }
+}
+
+/// A number with `decimals` places, or `-` for a cell no run filled.
+fn show(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// The current UTC time, as the results file records it.
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Runs every scenario against each of its servers, `args.rounds` times, rotating the
+/// servers' order from round to round; appends each result to the JSON lines file.
+fn run_rounds(scenarios: &[Scenario], args: &Args, date: &str) -> Results {
     if let Some(parent) = args.json.parent() {
         std::fs::create_dir_all(parent).expect("create the results directory");
     }
@@ -334,27 +387,16 @@ fn main() {
         .append(true)
         .open(&args.json)
         .expect("open the results file");
-    let date = String::from_utf8(
-        Command::new("date")
-            .arg("-u")
-            .arg("+%Y-%m-%dT%H:%M:%SZ")
-            .output()
-            .expect("date")
-            .stdout,
-    )
-    .unwrap_or_default()
-    .trim()
-    .to_owned();
-    // (scenario, server) -> every round's result line
-    let mut results: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
-    let started = Instant::now();
+    let mut results = Results {
+        lines: BTreeMap::new(),
+    };
     for round in 0..args.rounds {
-        for scenario in &scenarios {
+        for scenario in scenarios {
             let mut order = scenario.servers.clone();
             let len = order.len();
             order.rotate_left(round % len);
             for server in &order {
-                let line = run_once(server, scenario, &args);
+                let line = run_once(server, scenario, args);
                 eprintln!(
                     "round {} {:<9} {:<36} {line}",
                     round + 1,
@@ -370,6 +412,7 @@ fn main() {
                 )
                 .expect("write results");
                 results
+                    .lines
                     .entry((scenario.key, server.name))
                     .or_default()
                     .push(line);
@@ -378,20 +421,11 @@ fn main() {
             }
         }
     }
-    let cell = |scenario: &str, server: &str, name: &str| -> f64 {
-        let mut values: Vec<f64> = results
-            .get(&(scenario, server))
-            .map(|lines| lines.iter().filter_map(|line| field(line, name)).collect())
-            .unwrap_or_default();
-        median(&mut values)
-    };
-    let show = |value: f64, decimals: usize| {
-        if value.is_finite() {
-            format!("{value:.decimals$}")
-        } else {
-            "-".to_owned()
-        }
-    };
+    results
+}
+
+/// The main table: server CPU per message in each scenario, idle memory and handshakes.
+fn print_cpu_table(results: &Results, args: &Args, date: &str) {
     println!();
     println!(
         "wsecho benchmark, {date}: medians of {} round(s), {} s each; server on CPU 0, load on CPU 1.",
@@ -406,31 +440,33 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for server in SERVERS {
         let n = server.name;
-        let idle = cell("idle", n, "bytes_per_connection");
-        println!(
-            "| {n} | {} ({}) | {} | {} ({}) | {} | {} | {} |",
-            show(cell("echo64", n, "server_us_per_msg"), 2),
-            show(cell("echo64", n, "msgs_per_sec"), 0),
-            show(cell("echo1000", n, "server_us_per_msg"), 2),
-            show(cell("pipe1k", n, "server_us_per_msg"), 2),
-            show(cell("pipe1k", n, "msgs_per_sec"), 0),
-            show(cell("pipe64k", n, "server_us_per_msg"), 1),
-            if idle.is_finite() {
-                format!("{:.1} KB", idle / 1000.0)
-            } else {
-                "-".to_owned()
-            },
-            if idle.is_finite() {
+        let idle = results.cell("idle", n, "bytes_per_connection");
+        let (memory, handshakes) = if idle.is_finite() {
+            (
+                format!("{:.1} KB", idle / 1000.0),
                 format!(
                     "{} ({})",
-                    show(cell("idle", n, "handshakes_per_sec"), 0),
-                    show(cell("idle", n, "server_us_per_handshake"), 1)
-                )
-            } else {
-                "-".to_owned()
-            },
+                    show(results.cell("idle", n, "handshakes_per_sec"), 0),
+                    show(results.cell("idle", n, "server_us_per_handshake"), 1)
+                ),
+            )
+        } else {
+            ("-".to_owned(), "-".to_owned())
+        };
+        println!(
+            "| {n} | {} ({}) | {} | {} ({}) | {} | {memory} | {handshakes} |",
+            show(results.cell("echo64", n, "server_us_per_msg"), 2),
+            show(results.cell("echo64", n, "msgs_per_sec"), 0),
+            show(results.cell("echo1000", n, "server_us_per_msg"), 2),
+            show(results.cell("pipe1k", n, "server_us_per_msg"), 2),
+            show(results.cell("pipe1k", n, "msgs_per_sec"), 0),
+            show(results.cell("pipe64k", n, "server_us_per_msg"), 1),
         );
     }
+}
+
+/// The user-space share of the main table's CPU: the servers' own code.
+fn print_user_table(results: &Results, args: &Args) {
     println!();
     println!(
         "Of that, user-space CPU per message (µs, medians): the server's own code. The rest is system time, mostly the kernel's TCP work, which is about the same whichever server runs, and which moves the most between runs."
@@ -443,8 +479,11 @@ fn main() {
     println!("|---|---|---|---|---|");
     for server in SERVERS {
         let n = server.name;
-        let user = |scenario: &str, decimals: usize| {
-            show(cell(scenario, n, "server_user_us_per_msg"), decimals)
+        let user = |scenario: &str, decimals| {
+            show(
+                results.cell(scenario, n, "server_user_us_per_msg"),
+                decimals,
+            )
         };
         println!(
             "| {n} | {} | {} | {} | {} |",
@@ -454,37 +493,20 @@ fn main() {
             user("pipe64k", 1)
         );
     }
+}
+
+/// Broadcast fan-out, the goal ratios, and how busy the load generator was.
+fn print_summary(results: &Results, args: &Args) {
     let b = WSECHO_BROADCAST.name;
     println!();
     println!(
         "Broadcast fan-out ({b}, 1 sender, {} receivers in one room, 64-byte messages): {} deliveries/s, {} µs server CPU per delivery.",
         if args.quick { 100 } else { 1000 },
-        show(cell("fanout", b, "deliveries_per_sec"), 0),
-        show(cell("fanout", b, "server_us_per_delivery"), 3)
+        show(results.cell("fanout", b, "deliveries_per_sec"), 0),
+        show(results.cell("fanout", b, "server_us_per_delivery"), 3)
     );
-    // Each round runs every server back to back, so a round's ratio between two servers
-    // shares that round's conditions; the median of those is steadier than a ratio of medians.
-    let paired_ratio = |scenario: &str, server: &str, baseline: &str, name: &str| -> f64 {
-        let of = |server: &str| -> Vec<f64> {
-            results
-                .get(&(scenario, server))
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .map(|line| field(line, name).unwrap_or(f64::NAN))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut ratios: Vec<f64> = of(server)
-            .iter()
-            .zip(of(baseline))
-            .map(|(value, base)| value / base)
-            .filter(|ratio| ratio.is_finite())
-            .collect();
-        median(&mut ratios)
-    };
     let raw = WSECHO_RAW.name;
+    let echo = WSECHO_ECHO.name;
     println!();
     println!("Ratios, median over rounds of each round's ratio (µs/msg; lower is better):");
     let many_label = format!(
@@ -508,31 +530,27 @@ fn main() {
         (
             "wsecho default echo mode / raw, echo 64 conns",
             "echo64",
-            WSECHO_ECHO.name,
+            echo,
             raw,
         ),
         (
             "wsecho default echo mode / raw, pipelined 1 KiB",
             "pipe1k",
-            WSECHO_ECHO.name,
+            echo,
             raw,
         ),
         (
             "wsecho default echo mode / raw, pipelined 64 KiB",
             "pipe64k",
-            WSECHO_ECHO.name,
+            echo,
             raw,
         ),
     ] {
-        println!(
-            "- {label}: {}",
-            show(
-                paired_ratio(scenario, server, baseline, "server_us_per_msg"),
-                3
-            )
-        );
+        let ratio = results.paired_ratio(scenario, server, baseline, "server_us_per_msg");
+        println!("- {label}: {}", show(ratio, 3));
     }
     let mut client_shares: Vec<f64> = results
+        .lines
         .values()
         .flatten()
         .filter_map(|line| field(line, "client_cpu_share"))
@@ -541,6 +559,24 @@ fn main() {
         "Load generator CPU use (share of its core), median over runs: {}; runs above ~0.9 are limited by the generator, which is why µs/msg is the figure to compare.",
         show(median(&mut client_shares), 2)
     );
+}
+
+fn main() {
+    let mut args = Args::parse();
+    if args.quick {
+        args.rounds = 1;
+        args.duration = args.duration.min(1.0);
+    }
+    let mut scenarios = scenarios(&args);
+    if !args.only.is_empty() {
+        scenarios.retain(|scenario| args.only.iter().any(|key| key == scenario.key));
+    }
+    let date = utc_now();
+    let started = Instant::now();
+    let results = run_rounds(&scenarios, &args, &date);
+    print_cpu_table(&results, &args, &date);
+    print_user_table(&results, &args);
+    print_summary(&results, &args);
     println!(
         "Raw results: {} ({} s in all).",
         args.json.display(),

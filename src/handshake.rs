@@ -1,0 +1,81 @@
+//! The handshake phase of a connection: read the HTTP request, then either answer it as
+//! plain HTTP or complete the WebSocket upgrade, all within the handshake timeout.
+
+use std::net::SocketAddr;
+
+use log::{debug, info};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::http::{self, Route};
+use crate::shared::Shared;
+use crate::shutdown::Shutdown;
+use crate::socket::Socket;
+
+/// Within the handshake timeout, either answers plain HTTP (`None`) or upgrades, returning
+/// the WebSocket and the request path. A client too slow to finish its request gets `408`.
+pub(crate) async fn run(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &mut Shutdown,
+) -> Option<(Socket, String)> {
+    let limit = shared.config.handshake_timeout;
+    let request = tokio::select! {
+        outcome = timeout(limit, answer_or_upgrade(&mut stream, peer, shared)) => match outcome {
+            Ok(Some(request)) => request,
+            Ok(None) => return None,
+            Err(_) => {
+                debug!("peer {peer}: no complete request within {limit:?}; answering 408");
+                let _ = timeout(limit, http::answer(&mut stream, &http::Response::timed_out())).await;
+                return None;
+            }
+        },
+        _ = shutdown.recv() => return None,
+    };
+    let path = request.head.uri().path().to_owned();
+    let socket = Socket::new(stream, request.tail, shared.websocket_config);
+    Some((socket, path))
+}
+
+/// Reads the request and either answers it as plain HTTP (returning `None`) or sends the 101
+/// that accepts the upgrade, returning the request.
+async fn answer_or_upgrade(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<http::Request> {
+    let request = match http::read_request(stream).await {
+        Ok(request) => request,
+        Err(error) => {
+            debug!("peer {peer}: {error}");
+            if let Some(response) = http::Response::for_error(&error) {
+                let _ = http::answer(stream, &response).await;
+            }
+            return None;
+        }
+    };
+    let response = match http::route(&request.head, &shared.config) {
+        Route::Upgrade(response) => {
+            return match http::send_upgrade(stream, &response).await {
+                Ok(()) => Some(request),
+                Err(error) => {
+                    debug!("peer {peer}: gone during the handshake: {error}");
+                    None
+                }
+            };
+        }
+        Route::Stats => http::Response::stats(shared.open_connections(), shared.hub.room_sizes()),
+        Route::Answer(response) => response,
+    };
+    info!(
+        "peer {peer}: {} {} -> {}",
+        request.head.method(),
+        request.head.uri(),
+        response.status
+    );
+    if let Err(error) = http::answer(stream, &response).await {
+        debug!("peer {peer}: could not send the HTTP answer: {error}");
+    }
+    None
+}

@@ -1,0 +1,159 @@
+//! Reading one HTTP request head from a fresh connection, within a size limit.
+
+use std::io;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue};
+
+/// Largest request head accepted; a larger one gets `431`. Browsers' heads are well under
+/// this even with cookies; nginx's default limit is of the same order.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Most header lines accepted; more gets `431`. tungstenite's own parser allows 124.
+const MAX_HEADERS: usize = 64;
+
+/// A parsed request head and the bytes that arrived after it.
+pub(crate) struct Request {
+    /// The head in the form tungstenite's handshake functions take.
+    pub head: http::Request<()>,
+    /// Bytes read past the end of the head: the start of the WebSocket stream, if a client
+    /// sent frames without waiting for the 101.
+    pub tail: Vec<u8>,
+}
+
+/// Why a request head could not be read.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// Not HTTP, or HTTP that cannot be understood: answered with 400.
+    Malformed(String),
+    /// Head over [`MAX_HEAD_BYTES`] or [`MAX_HEADERS`]: answered with 431.
+    TooLarge,
+    /// The client closed the connection before finishing the head.
+    Closed,
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Malformed(why) => write!(f, "malformed request: {why}"),
+            HeadError::TooLarge => write!(f, "request head too large"),
+            HeadError::Closed => write!(f, "closed before finishing the request"),
+            HeadError::Io(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Reads one request head from `stream`, keeping any bytes that follow it.
+pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, HeadError> {
+    let mut buffer = Vec::with_capacity(1024);
+    loop {
+        if buffer.len() >= MAX_HEAD_BYTES {
+            return Err(HeadError::TooLarge);
+        }
+        buffer.reserve(1024.min(MAX_HEAD_BYTES - buffer.len()));
+        let read = stream.read_buf(&mut buffer).await.map_err(HeadError::Io)?;
+        if read == 0 {
+            return Err(HeadError::Closed);
+        }
+        if let Some((head, head_len)) = parse_head(&buffer)? {
+            buffer.drain(..head_len);
+            return Ok(Request { head, tail: buffer });
+        }
+    }
+}
+
+/// Parses a complete head out of `bytes`, or returns `None` if more bytes are needed.
+fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(error) => return Err(HeadError::Malformed(error.to_string())),
+    };
+    let malformed = |what: &str| HeadError::Malformed(what.to_owned());
+    let mut head = http::Request::new(());
+    *head.method_mut() = http::Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
+        .map_err(|_| malformed("bad method"))?;
+    *head.uri_mut() = parsed
+        .path
+        .unwrap_or("")
+        .parse()
+        .map_err(|_| malformed("bad request target"))?;
+    *head.version_mut() = match parsed.version {
+        Some(0) => http::Version::HTTP_10,
+        _ => http::Version::HTTP_11,
+    };
+    let header_map = head.headers_mut();
+    header_map.reserve(parsed.headers.len());
+    for header in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| malformed("bad header name"))?;
+        let value =
+            HeaderValue::from_bytes(header.value).map_err(|_| malformed("bad header value"))?;
+        header_map.append(name, value);
+    }
+    Ok(Some((head, head_len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
+        parse_head(bytes)
+    }
+
+    #[test]
+    fn a_complete_head_is_parsed_and_its_length_excludes_what_follows() {
+        let bytes = b"GET /room?x=1 HTTP/1.1\r\nHost: a\r\nX-Two: 1\r\nX-Two: 2\r\n\r\n\x81\x00";
+        let (head, len) = parse(bytes).unwrap().unwrap();
+        assert_eq!(len, bytes.len() - 2);
+        assert_eq!(head.method(), http::Method::GET);
+        assert_eq!(head.uri().path(), "/room");
+        assert_eq!(head.version(), http::Version::HTTP_11);
+        assert_eq!(head.headers().get_all("x-two").iter().count(), 2);
+    }
+
+    #[test]
+    fn a_partial_head_asks_for_more() {
+        assert!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+        assert!(parse(b"GE").unwrap().is_none());
+    }
+
+    #[test]
+    fn http_1_0_is_recognised() {
+        let (head, _) = parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.version(), http::Version::HTTP_10);
+    }
+
+    #[test]
+    fn garbage_and_bad_header_lines_are_malformed() {
+        for bytes in [
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+            b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+            b"GET / HTTP/9.9\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(bytes), Err(HeadError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_headers_is_too_large() {
+        let mut bytes = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            bytes.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\n");
+        assert!(matches!(parse(&bytes), Err(HeadError::TooLarge)));
+    }
+}

@@ -1,0 +1,179 @@
+//! The plain-HTTP answers the WebSocket port gives, and writing them (or the 101) out.
+
+use std::borrow::Cow;
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::server::write_response;
+use tokio_tungstenite::tungstenite::http;
+
+use super::HeadError;
+
+/// How long a refused client gets to read its answer before the socket is closed. Closing a
+/// socket with unread input makes the kernel send a reset, which can destroy the answer
+/// before the client reads it, so what the client still sends is read and thrown away
+/// meanwhile.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Most bytes read and thrown away while lingering.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// A complete plain-HTTP response.
+pub(crate) struct Response {
+    /// The status line's code.
+    pub status: http::StatusCode,
+    /// Extra headers beyond the ones every response carries.
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// The body's media type.
+    pub content_type: &'static str,
+    /// The body: a fixed text, or one made for this request.
+    pub body: Cow<'static, str>,
+}
+
+impl Response {
+    /// A plain-text answer.
+    pub(crate) fn text(status: http::StatusCode, body: &'static str) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            content_type: "text/plain; charset=utf-8",
+            body: Cow::Borrowed(body),
+        }
+    }
+
+    /// The answer for a client that did not finish its request in time.
+    pub(crate) fn timed_out() -> Self {
+        Response::text(http::StatusCode::REQUEST_TIMEOUT, "Request Timeout\n")
+    }
+
+    /// The answer for a client over the connection limit.
+    pub(crate) fn busy() -> Self {
+        Response::text(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: too many connections, try again later\n",
+        )
+        .with_header("Retry-After", "1")
+    }
+
+    /// `/stats`: `{"connections":N,"rooms":{"/lobby":2,...}}`, where `connections` counts
+    /// the connection slots taken (WebSocket clients plus HTTP requests being answered, this
+    /// one included) and `rooms` the members of each broadcast room.
+    pub(crate) fn stats(connections: usize, rooms: Vec<(String, usize)>) -> Self {
+        let rooms: serde_json::Map<String, serde_json::Value> = rooms
+            .into_iter()
+            .map(|(name, size)| (name, size.into()))
+            .collect();
+        let mut body =
+            serde_json::json!({ "connections": connections, "rooms": rooms }).to_string();
+        body.push('\n');
+        Response {
+            status: http::StatusCode::OK,
+            headers: vec![("Cache-Control", "no-store")],
+            content_type: "application/json",
+            body: Cow::Owned(body),
+        }
+    }
+
+    /// Adds a header to the ones every response carries.
+    pub(crate) fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The answer for a head that could not be read, if the client is still there to hear it.
+    pub(crate) fn for_error(error: &HeadError) -> Option<Self> {
+        match error {
+            HeadError::Malformed(_) => Some(Response::text(
+                http::StatusCode::BAD_REQUEST,
+                "Bad Request: this is a WebSocket server; connect with ws://\n",
+            )),
+            HeadError::TooLarge => Some(Response::text(
+                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request Header Fields Too Large\n",
+            )),
+            HeadError::Closed | HeadError::Io(_) => None,
+        }
+    }
+}
+
+/// Sends the 101 that completes a WebSocket handshake.
+pub(crate) async fn send_upgrade(
+    stream: &mut TcpStream,
+    response: &http::Response<()>,
+) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(160);
+    write_response(&mut bytes, response).map_err(io::Error::other)?;
+    stream.write_all(&bytes).await
+}
+
+/// Sends `response`, then closes the connection gently (see [`LINGER`]).
+pub(crate) async fn answer(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        response.content_type,
+        response.body.len()
+    );
+    for (name, value) in &response.headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(response.body.as_bytes()).await?;
+    stream.shutdown().await?;
+    let _ = tokio::time::timeout(LINGER, drain(stream)).await;
+    Ok(())
+}
+
+/// Reads and discards what the client still sends, until it closes or [`LINGER_BYTES`].
+async fn drain(stream: &mut TcpStream) {
+    // On the heap: an array here would sit in every connection task's future, served or not.
+    let mut scratch = vec![0u8; 4096];
+    let mut total = 0;
+    while total < LINGER_BYTES {
+        match stream.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => total += read,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_escape_room_names_as_json() {
+        let rooms = vec![
+            ("/plain".to_owned(), 2),
+            ("/quo\"te\\back".to_owned(), 1),
+            ("/ctl\u{1}\n".to_owned(), 3),
+            ("/ünï".to_owned(), 4),
+        ];
+        let response = Response::stats(7, rooms.clone());
+        assert!(response.body.ends_with('\n'));
+        assert_eq!(
+            response.body.lines().count(),
+            1,
+            "one line: {}",
+            response.body
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(parsed["connections"], 7);
+        for (name, size) in rooms {
+            assert_eq!(parsed["rooms"][name.as_str()], size, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn stats_without_rooms_is_an_empty_object() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(&Response::stats(0, Vec::new()).body).unwrap();
+        assert_eq!(parsed, serde_json::json!({ "connections": 0, "rooms": {} }));
+    }
+}

@@ -1,0 +1,201 @@
+//! What a request gets: an upgrade, the page, the health check, the statistics, or an error
+//! status, decided from the head and the configuration alone.
+
+use std::borrow::Cow;
+
+use tokio_tungstenite::tungstenite::handshake::server::create_response;
+use tokio_tungstenite::tungstenite::http;
+use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
+
+use super::{CLIENT_HTML, Response};
+use crate::config::{Config, Mode};
+
+/// What to do with a connection whose request head has been read.
+pub(crate) enum Route {
+    /// A valid WebSocket upgrade: send this 101 response and speak WebSocket.
+    Upgrade(http::Response<()>),
+    /// `GET /stats`: the caller, which sees the server's state, builds the answer.
+    Stats,
+    /// Anything else: send this response and close.
+    Answer(Response),
+}
+
+/// The pages a plain `GET` can ask for.
+enum Page {
+    Client,
+    Health,
+    Stats,
+}
+
+/// Decides what a request gets.
+pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
+    if wants_websocket(head) {
+        return route_upgrade(head, config);
+    }
+    let page = match head.uri().path() {
+        "/" => Page::Client,
+        "/healthz" => Page::Health,
+        "/stats" => Page::Stats,
+        // In broadcast mode the path names a room, and each room has the page.
+        _ if config.mode == Mode::Broadcast => Page::Client,
+        _ => {
+            return Route::Answer(Response::text(
+                http::StatusCode::NOT_FOUND,
+                "Not Found: try / for the client page, or connect with ws://\n",
+            ));
+        }
+    };
+    if head.method() != http::Method::GET {
+        return Route::Answer(
+            Response::text(http::StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+                .with_header("Allow", "GET"),
+        );
+    }
+    match page {
+        Page::Client => Route::Answer(Response {
+            status: http::StatusCode::OK,
+            headers: vec![("Cache-Control", "no-cache")],
+            content_type: "text/html; charset=utf-8",
+            body: Cow::Borrowed(CLIENT_HTML),
+        }),
+        Page::Health => Route::Answer(Response::text(http::StatusCode::OK, "ok")),
+        Page::Stats => Route::Stats,
+    }
+}
+
+/// Whether the client asks for a WebSocket at all (as opposed to a plain page). A request
+/// that asks but gets the details wrong is an error, not a page.
+fn wants_websocket(head: &http::Request<()>) -> bool {
+    head.headers()
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"))
+}
+
+fn route_upgrade(head: &http::Request<()>, config: &Config) -> Route {
+    if !origin_allowed(head, &config.allowed_origins) {
+        return Route::Answer(Response::text(
+            http::StatusCode::FORBIDDEN,
+            "Forbidden: this Origin may not open a WebSocket here\n",
+        ));
+    }
+    match create_response(head) {
+        Ok(response) => Route::Upgrade(response),
+        Err(tungstenite::Error::Protocol(ProtocolError::MissingSecWebSocketVersionHeader)) => {
+            Route::Answer(
+                Response::text(
+                    http::StatusCode::UPGRADE_REQUIRED,
+                    "Upgrade Required: this server speaks WebSocket version 13\n",
+                )
+                .with_header("Sec-WebSocket-Version", "13"),
+            )
+        }
+        Err(tungstenite::Error::Protocol(ProtocolError::WrongHttpMethod)) => Route::Answer(
+            Response::text(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                "Method Not Allowed: a WebSocket upgrade must be a GET\n",
+            )
+            .with_header("Allow", "GET"),
+        ),
+        Err(_) => Route::Answer(Response::text(
+            http::StatusCode::BAD_REQUEST,
+            "Bad Request: invalid WebSocket upgrade request\n",
+        )),
+    }
+}
+
+/// Whether the request's Origin may open a WebSocket. An absent Origin is allowed: only
+/// browsers send one, and the check exists to stop other sites' pages from using a visitor's
+/// browser against this server. Scheme and host compare without regard to case (RFC 6454),
+/// and a trailing slash on either side is ignored, since an origin has no path.
+fn origin_allowed(head: &http::Request<()>, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = head.headers().get(http::header::ORIGIN) else {
+        return true;
+    };
+    let origin = origin.as_bytes();
+    let origin = origin.strip_suffix(b"/").unwrap_or(origin);
+    allowed.iter().any(|listed| {
+        let listed = listed.as_bytes();
+        listed
+            .strip_suffix(b"/")
+            .unwrap_or(listed)
+            .eq_ignore_ascii_case(origin)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> http::Request<()> {
+        let mut builder = http::Request::get("/");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    fn allowed(origin: Option<&str>, list: &[&str]) -> bool {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        origin_allowed(&request(&headers), &list)
+    }
+
+    #[test]
+    fn any_origin_passes_when_none_are_listed() {
+        assert!(allowed(Some("https://evil.example"), &[]));
+    }
+
+    #[test]
+    fn a_request_without_origin_passes_a_list() {
+        assert!(allowed(None, &["https://app.example"]));
+    }
+
+    #[test]
+    fn origins_match_without_regard_to_case_or_a_trailing_slash() {
+        let list = ["https://App.Example/", "http://localhost:3000"];
+        assert!(allowed(Some("https://app.example"), &list));
+        assert!(allowed(Some("HTTP://LOCALHOST:3000"), &list));
+        assert!(allowed(Some("http://localhost:3000/"), &list));
+    }
+
+    #[test]
+    fn other_origins_are_refused() {
+        let list = ["https://app.example"];
+        assert!(!allowed(Some("https://app.example.evil"), &list));
+        assert!(!allowed(Some("http://app.example"), &list));
+        assert!(!allowed(Some("https://app.example:8443"), &list));
+        assert!(!allowed(Some("null"), &list));
+    }
+
+    #[test]
+    fn the_upgrade_header_is_a_case_insensitive_token_list() {
+        assert!(wants_websocket(&request(&[("Upgrade", "h2c, WebSocket")])));
+        assert!(!wants_websocket(&request(&[("Upgrade", "websockets")])));
+        assert!(!wants_websocket(&request(&[])));
+    }
+
+    #[test]
+    fn stats_is_left_to_the_caller_and_other_paths_are_found_or_not() {
+        let config = Config::default();
+        let get = |path: &str| http::Request::get(path).body(()).unwrap();
+        assert!(matches!(route(&get("/stats"), &config), Route::Stats));
+        let status = |route: Route| match route {
+            Route::Answer(response) => response.status,
+            _ => panic!("expected a plain answer"),
+        };
+        assert_eq!(status(route(&get("/"), &config)), 200);
+        assert_eq!(status(route(&get("/healthz"), &config)), 200);
+        assert_eq!(status(route(&get("/room"), &config)), 404);
+        let broadcast = Config {
+            mode: Mode::Broadcast,
+            ..Config::default()
+        };
+        assert_eq!(status(route(&get("/room"), &broadcast)), 200);
+    }
+}

@@ -1,0 +1,212 @@
+//! How a session ends: the reasons, the close frame each one sends, and the closing itself.
+//!
+//! One enum decides both what the client is told and what the log says, so every way a
+//! session can end is listed in one place.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use log::{debug, info};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Utf8Bytes, error::ProtocolError};
+
+use crate::socket::Socket;
+
+/// Why a session ended: decides the close frame sent, if any, and the log line.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The client sent a close frame (tungstenite has already answered it).
+    ClientClosed(Option<CloseFrame>),
+    /// The TCP connection went away without a close handshake.
+    Vanished(String),
+    /// The client broke the protocol; it is told so with this close frame.
+    Violation(CloseFrame),
+    /// The server is shutting down.
+    Shutdown,
+    /// The client answered neither data nor a ping within the ping timeout.
+    PingTimeout,
+    /// The client stopped reading what the server sends it.
+    NotReading,
+    /// The server ended the session for a reason of the mode's (a broadcast client that fell
+    /// too far behind), with the close frame to send.
+    Kicked(CloseFrame),
+}
+
+/// The longest close reason that fits in a close frame: a control frame's payload is at most
+/// 125 bytes, two of which are the code.
+const MAX_REASON_BYTES: usize = 123;
+
+impl End {
+    /// A broadcast member whose queue overflowed `max_queue` messages.
+    pub(crate) fn fell_behind(max_queue: usize) -> End {
+        End::Kicked(close_frame(
+            CloseCode::Again,
+            &format!("too slow: more than {max_queue} messages waiting"),
+        ))
+    }
+
+    /// The close frame to send, if the client may still be listening.
+    fn close_frame(&self) -> Option<CloseFrame> {
+        match self {
+            End::ClientClosed(_) | End::Vanished(_) | End::NotReading => None,
+            End::Violation(frame) | End::Kicked(frame) => Some(frame.clone()),
+            End::Shutdown => Some(close_frame(CloseCode::Away, "server shutting down")),
+            End::PingTimeout => Some(close_frame(CloseCode::Policy, "ping timeout")),
+        }
+    }
+
+    /// Maps an error from the socket to how the session ends: tungstenite reports a client's
+    /// protocol violation as an error and would just drop the connection; RFC 6455 wants the
+    /// matching close code sent first.
+    pub(crate) fn from_error(error: tungstenite::Error) -> End {
+        use tungstenite::Error;
+        match error {
+            Error::ConnectionClosed | Error::AlreadyClosed => End::ClientClosed(None),
+            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                End::Vanished("connection reset without a close frame".into())
+            }
+            Error::Io(error) => End::Vanished(error.to_string()),
+            Error::Utf8(_) => End::Violation(close_frame(CloseCode::Invalid, "invalid UTF-8")),
+            Error::Capacity(error) => {
+                End::Violation(close_frame(CloseCode::Size, &error.to_string()))
+            }
+            Error::Protocol(error) => {
+                End::Violation(close_frame(CloseCode::Protocol, &error.to_string()))
+            }
+            other => End::Violation(close_frame(CloseCode::Error, &other.to_string())),
+        }
+    }
+
+    /// Logs the end once, with the peer address: at `info`, since a client's comings and
+    /// goings are what the default log shows; a shutdown's many closes only at `debug`.
+    fn log(&self, peer: SocketAddr) {
+        match self {
+            End::ClientClosed(Some(frame)) => {
+                info!("peer {peer} disconnected ({} {})", frame.code, frame.reason)
+            }
+            End::ClientClosed(None) => info!("peer {peer} disconnected"),
+            End::Vanished(why) => info!("peer {peer} disconnected without a close frame: {why}"),
+            End::Violation(frame) => {
+                info!("peer {peer} closed with {}: {}", frame.code, frame.reason)
+            }
+            End::Shutdown => debug!("peer {peer}: closing for shutdown"),
+            End::PingTimeout => info!("peer {peer} timed out: no answer to ping"),
+            End::NotReading => info!("peer {peer} dropped: not reading what it is sent"),
+            End::Kicked(frame) => info!(
+                "peer {peer} disconnected by the server ({} {})",
+                frame.code, frame.reason
+            ),
+        }
+    }
+}
+
+/// Builds a close frame, cutting the reason to [`MAX_REASON_BYTES`] at a character boundary.
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&reason[..end]),
+    }
+}
+
+/// Sends the close frame the ending calls for, waits (at most `close_timeout`) for the
+/// client's answer, and logs the end once.
+pub(crate) async fn finish(
+    socket: &mut Socket,
+    peer: SocketAddr,
+    end: End,
+    close_timeout: Duration,
+) {
+    end.log(peer);
+    let Some(frame) = end.close_frame() else {
+        if let End::ClientClosed(_) = end {
+            // The reply to the client's close frame, if tungstenite has queued one.
+            let _ = timeout(close_timeout, socket.flush()).await;
+        }
+        return;
+    };
+    let _ = timeout(close_timeout, async {
+        if socket.close(frame).await.is_err() {
+            return;
+        }
+        // Read until the client's close frame (or anything that ends the stream).
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_reason_is_kept_whole() {
+        assert_eq!(close_frame(CloseCode::Normal, "bye").reason.as_str(), "bye");
+        assert_eq!(close_frame(CloseCode::Normal, "").reason.as_str(), "");
+    }
+
+    #[test]
+    fn a_reason_of_exactly_123_bytes_is_kept_and_one_more_is_cut() {
+        let exact = "a".repeat(MAX_REASON_BYTES);
+        assert_eq!(
+            close_frame(CloseCode::Normal, &exact).reason.as_str(),
+            exact
+        );
+        let over = "b".repeat(MAX_REASON_BYTES + 1);
+        assert_eq!(
+            close_frame(CloseCode::Normal, &over).reason.len(),
+            MAX_REASON_BYTES
+        );
+    }
+
+    #[test]
+    fn a_multibyte_character_across_the_limit_is_dropped_whole() {
+        // 122 ASCII bytes, then a 3-byte character that would end at byte 125.
+        let reason = format!("{}€tail", "x".repeat(MAX_REASON_BYTES - 1));
+        let cut = close_frame(CloseCode::Normal, &reason);
+        assert_eq!(cut.reason.as_str(), "x".repeat(MAX_REASON_BYTES - 1));
+        // Ending exactly on the limit keeps the character.
+        let reason = format!("{}€", "x".repeat(MAX_REASON_BYTES - 3));
+        assert_eq!(
+            close_frame(CloseCode::Normal, &reason).reason.as_str(),
+            reason
+        );
+    }
+
+    #[test]
+    fn errors_map_to_the_close_codes_rfc_6455_names() {
+        use tungstenite::Error;
+        use tungstenite::error::CapacityError;
+        let code = |end: End| end.close_frame().map(|frame| frame.code);
+        assert_eq!(
+            code(End::from_error(Error::Protocol(
+                ProtocolError::NonZeroReservedBits
+            ))),
+            Some(CloseCode::Protocol)
+        );
+        assert_eq!(
+            code(End::from_error(Error::Capacity(
+                CapacityError::MessageTooLong {
+                    size: 2,
+                    max_size: 1
+                }
+            ))),
+            Some(CloseCode::Size)
+        );
+        assert_eq!(code(End::from_error(Error::ConnectionClosed)), None);
+        assert_eq!(
+            code(End::from_error(Error::Io(
+                std::io::ErrorKind::BrokenPipe.into()
+            ))),
+            None
+        );
+        assert_eq!(code(End::fell_behind(8)), Some(CloseCode::Again));
+        assert_eq!(code(End::Shutdown), Some(CloseCode::Away));
+        assert_eq!(code(End::PingTimeout), Some(CloseCode::Policy));
+    }
+}

@@ -1,0 +1,205 @@
+//! A WebSocket session: what every mode does with a connection once it is upgraded.
+//!
+//! [`Session`] holds the machinery the modes share: writing with a deadline, taking in what
+//! the client sends in batches, and the keepalive clock. Each mode's loop is a file of its
+//! own beside this one, built from those pieces:
+//!
+//! - `echo`: echo and raw modes, each message answered on the same connection.
+//! - `broadcast`: every message to everyone in the client's room.
+//! - `keepalive`: when to ping a silent client and when to give up on it.
+//! - `end`: why a session ended, and the close frame and log line that go with it.
+
+pub(crate) mod broadcast;
+pub(crate) mod echo;
+pub(crate) mod end;
+mod keepalive;
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+use std::time::Duration;
+
+use log::debug;
+use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+
+use crate::config::Config;
+use crate::socket::Socket;
+use end::End;
+use keepalive::{Keepalive, Tick};
+
+/// How many messages that have already arrived are handled before the replies are flushed
+/// together. Batching saves a system call per message when a client pipelines; the cap keeps
+/// one busy client from delaying its own replies for long.
+const BATCH: usize = 64;
+
+/// One result of reading the socket, as [`Socket::poll_next`] gives it.
+type Received = Option<Result<Message, tungstenite::Error>>;
+
+/// Where reading stood when a batch ended, so the loop knows whether to read again before
+/// the next wake-up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BatchEnd {
+    /// The socket was found empty with this task's waker registered, and nothing has
+    /// waited since: it need not be read again until it wakes the task (a read attempt
+    /// costs as much as a fifth of an echoed message).
+    Drained,
+    /// The batch stopped at its cap, or a write had to wait: more may have arrived.
+    MayHaveMore,
+}
+
+/// A WebSocket session's shared machinery; the mode loops are built from it.
+pub(crate) struct Session<'a> {
+    socket: &'a mut Socket,
+    peer: SocketAddr,
+    config: &'a Config,
+    keepalive: Keepalive,
+}
+
+impl<'a> Session<'a> {
+    /// A session over an upgraded socket; the keepalive clock starts now.
+    pub(crate) fn new(socket: &'a mut Socket, peer: SocketAddr, config: &'a Config) -> Self {
+        Session {
+            socket,
+            peer,
+            config,
+            keepalive: Keepalive::new(config.ping_interval, config.ping_timeout),
+        }
+    }
+
+    /// Queues a message for the client, waiting for room in the socket at most the ping
+    /// timeout: a client that does not read for that long is dropped rather than left to
+    /// hold the server's memory.
+    async fn deliver(&mut self, message: Message) -> Result<(), End> {
+        with_write_deadline(self.config.ping_timeout, self.socket.feed(message)).await
+    }
+
+    /// Writes out everything queued, with the same deadline as [`Session::deliver`].
+    async fn flush(&mut self) -> Result<(), End> {
+        with_write_deadline(self.config.ping_timeout, self.socket.flush()).await
+    }
+
+    /// Sends the welcome, if this server has one.
+    async fn welcome(&mut self, welcome: &Option<Utf8Bytes>) -> Result<(), End> {
+        if let Some(welcome) = welcome {
+            self.deliver(Message::Text(welcome.clone())).await?;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Sorts one result of reading the socket: the message if it is data for the mode to
+    /// handle, `None` for control frames (tungstenite answers pings itself), and the end of
+    /// the session for a close frame or an error. Anything at all counts as a sign of life.
+    ///
+    /// This and the common path of [`Session::receive_batch`] do not await: a session's
+    /// future is one state machine, and every await on the per-message path is state
+    /// written into it for every message.
+    fn classify(&mut self, received: Received) -> Result<Option<Message>, End> {
+        let message = match received {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(End::from_error(error)),
+            None => return Err(End::ClientClosed(None)),
+        };
+        self.keepalive.heard();
+        log_message(self.peer, &message);
+        match message {
+            Message::Text(_) | Message::Binary(_) => Ok(Some(message)),
+            // tungstenite has queued the reply; `finish` sends it.
+            Message::Close(frame) => Err(End::ClientClosed(frame)),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(None),
+        }
+    }
+
+    /// Handles the keepalive timer firing, then re-arms it.
+    async fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> Result<(), End> {
+        match self.keepalive.on_timer() {
+            Tick::Ping => {
+                self.deliver(Message::Ping(Default::default())).await?;
+                self.flush().await?;
+            }
+            Tick::Expired => return Err(End::PingTimeout),
+            Tick::Wait => {}
+        }
+        timer.reset(self.keepalive.deadline());
+        Ok(())
+    }
+
+    /// Handles `first` and the messages that have already arrived after it, up to
+    /// [`BATCH`], passing each data message to `handle` and sending the reply it returns;
+    /// then flushes whatever was queued, once.
+    async fn receive_batch(
+        &mut self,
+        first: Received,
+        mut handle: impl FnMut(Message) -> Option<Message>,
+    ) -> Result<BatchEnd, End> {
+        let mut next = first;
+        let mut handled = 0;
+        let batch_end = loop {
+            if let Some(message) = self.classify(next)?
+                && let Some(reply) = handle(message)
+            {
+                if self.socket.is_backed_up() {
+                    self.deliver(reply).await?;
+                } else {
+                    self.socket.feed_now(reply).map_err(End::from_error)?;
+                }
+            }
+            handled += 1;
+            if handled == BATCH {
+                break BatchEnd::MayHaveMore;
+            }
+            match self.socket.next_if_ready().await {
+                Some(received) => next = received,
+                None => break BatchEnd::Drained,
+            }
+        };
+        match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
+            Poll::Ready(flushed) => {
+                flushed.map_err(End::from_error)?;
+                Ok(batch_end)
+            }
+            Poll::Pending => {
+                self.flush().await?;
+                Ok(BatchEnd::MayHaveMore)
+            }
+        }
+    }
+}
+
+/// Runs a socket write, giving up with [`End::NotReading`] after `limit`. The timer is only
+/// created (on the heap, so it takes no room in an idle connection's task) once the write has
+/// had to wait: almost every write completes at once, and a timer per message would cost more
+/// than the write's own bookkeeping. The write is polled once per wake-up, never twice.
+async fn with_write_deadline<F>(limit: Duration, write: F) -> Result<(), End>
+where
+    F: Future<Output = Result<(), tungstenite::Error>>,
+{
+    let mut write = pin!(write);
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    poll_fn(|context| {
+        if let Poll::Ready(outcome) = write.as_mut().poll(context) {
+            return Poll::Ready(outcome.map_err(End::from_error));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(context) {
+            Poll::Ready(()) => Poll::Ready(Err(End::NotReading)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Logs a received message at debug level: its kind and size, not its content.
+fn log_message(peer: SocketAddr, message: &Message) {
+    let kind = match message {
+        Message::Text(_) => "text",
+        Message::Binary(_) => "binary",
+        Message::Ping(_) => "ping",
+        Message::Pong(_) => "pong",
+        Message::Close(_) => "close",
+        Message::Frame(_) => "frame",
+    };
+    debug!("peer {peer} sent {kind} ({} bytes)", message.len());
+}

@@ -1,0 +1,75 @@
+//! What every connection task reads: the configuration, the values derived from it once, and
+//! the state the connections share (the rooms and the connection limit).
+//!
+//! It has a module of its own so that the pieces that read it (the accept loop, the
+//! handshake, the session loops) can each depend on it without depending on one another.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::config::{Config, Mode};
+use crate::hub::Hub;
+
+/// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
+/// default (128 KiB) costs that much memory on every idle client and zero-fills it on every
+/// read; bursts are served by `ReadAhead`'s buffer instead, which exists only while data is
+/// pouring in, so this can be small enough to keep an idle connection within a few KB. The
+/// README's performance section has the measurements behind the choice.
+const READ_BUFFER_SIZE: usize = 512;
+
+/// Replies are collected up to this many bytes before tungstenite writes them to the socket;
+/// a batch of replies is flushed at the end in any case.
+const WRITE_BUFFER_SIZE: usize = 64 * 1024;
+
+/// The configuration and everything derived from it, shared by every connection task.
+pub(crate) struct Shared {
+    /// The settings, built once from the command line.
+    pub config: Config,
+    /// tungstenite's limits and buffer sizes, derived from `config`.
+    pub websocket_config: WebSocketConfig,
+    /// The welcome frame's payload, made once so each connection only bumps a count.
+    pub welcome: Option<Utf8Bytes>,
+    /// Broadcast mode's rooms.
+    pub hub: Arc<Hub>,
+    /// One permit per client being served: the connection limit.
+    pub connection_slots: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// Derives the shared values from `config`.
+    pub(crate) fn new(config: Config) -> Self {
+        let websocket_config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_SIZE)
+            .write_buffer_size(WRITE_BUFFER_SIZE)
+            // Room for what is waiting to go out plus the largest reply; a connection never
+            // queues more, because sending waits for the socket before queueing the next
+            // message, and a client that stops reading is dropped after the ping timeout.
+            .max_write_buffer_size(
+                WRITE_BUFFER_SIZE
+                    .saturating_add(config.max_message_size)
+                    .saturating_add(64),
+            )
+            .max_message_size(Some(config.max_message_size))
+            .max_frame_size(Some(config.max_message_size));
+        let welcome = match config.mode {
+            Mode::Raw => None,
+            _ if config.welcome.is_empty() => None,
+            _ => Some(Utf8Bytes::from(config.welcome.clone())),
+        };
+        Shared {
+            websocket_config,
+            welcome,
+            hub: Arc::default(),
+            connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+        }
+    }
+
+    /// How many clients hold a connection slot now.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.config.max_connections - self.connection_slots.available_permits()
+    }
+}
