@@ -198,10 +198,15 @@ impl Socket {
         std::future::poll_fn(|context| self.poll_flush(context))
     }
 
-    /// One attempt at [`Socket::flush`].
+    /// One attempt at [`Socket::flush`]. When the socket cannot take everything yet, the
+    /// rest waits in tungstenite's buffer and the socket counts as backed up until a later
+    /// attempt finishes.
     pub(crate) fn poll_flush(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.set_waker(context);
-        let flushed = std::task::ready!(pending_if_blocked(self.websocket.flush()));
+        let Poll::Ready(flushed) = pending_if_blocked(self.websocket.flush()) else {
+            self.backed_up = true;
+            return Poll::Pending;
+        };
         self.backed_up = false;
         Poll::Ready(closed_is_done(flushed))
     }

@@ -256,3 +256,99 @@ async fn every_room_path_serves_the_page() {
     assert_eq!(response.body, wsecho::CLIENT_HTML.as_bytes());
     server.shut_down().await;
 }
+
+/// A text message of `size` bytes that starts with its sequence number.
+fn numbered(sequence: usize, size: usize) -> String {
+    let mut text = format!("{sequence:08} ");
+    text.extend(std::iter::repeat_n('x', size - text.len()));
+    text
+}
+
+fn sequence_of(text: &str) -> usize {
+    text[..8].parse().expect("a numbered message")
+}
+
+/// The room must keep moving when one member blocks in `send` while its own socket is full
+/// in both directions (it reads only between sends, like a single-threaded client library),
+/// and another member never reads at all: the never-reader is evicted with 1013, everyone
+/// else gets every message in order, and nothing waits for a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_blocked_in_send_while_its_socket_is_full_does_not_stall_the_room() {
+    const MESSAGES: usize = 2000;
+    const SIZE: usize = 20_000;
+    // The sender reads only between sends, and only once this many of its own messages wait
+    // unread; then it reads them down to that many. It never reads while blocked in `send`.
+    // (A count well under --max-queue: a client that keeps up in its own way is no slow
+    // consumer; and far above what the kernel's buffers hold, so the sender's socket does
+    // fill in both directions.)
+    const MAX_UNREAD: usize = 500;
+    let server = TestServer::start(Config {
+        mode: Mode::Broadcast,
+        // Long enough that a stall shows as this test's own timeout, not as a drop.
+        ping_timeout: Duration::from_secs(120),
+        // The never-reader reads at the end; its 1013 must still be waiting then.
+        close_timeout: Duration::from_secs(120),
+        ..Config::default()
+    })
+    .await;
+    let mut never_reads = server.connect_with_buffers("/busy", Some(4096), None).await;
+    let mut reads_all = server.connect_welcomed("/busy").await;
+    // Small buffers both ways, so that the sender's socket fills in both directions within
+    // a few messages whenever either side stops reading.
+    let mut sender = server
+        .connect_with_buffers("/busy", Some(64 * 1024), Some(64 * 1024))
+        .await;
+    assert_eq!(
+        next_text(&mut sender).await,
+        "Welcome to the WebSocket server!"
+    );
+    eventually("three members in /busy", || async {
+        stats(&server).await.1.get("/busy") == Some(&3)
+    })
+    .await;
+
+    let reader = tokio::spawn(async move {
+        for expected in 0..MESSAGES {
+            let text = next_text(&mut reads_all).await;
+            assert_eq!(sequence_of(&text), expected);
+            assert_eq!(text.len(), SIZE);
+        }
+        reads_all
+    });
+    let mut own_copies = 0;
+    let take_copy = |message: Message, own_copies: &mut usize| {
+        let Message::Text(text) = message else {
+            panic!("expected text, got {message:?}")
+        };
+        assert_eq!(sequence_of(&text), *own_copies, "own copies in order");
+        *own_copies += 1;
+    };
+    for sequence in 0..MESSAGES {
+        within(
+            "the sender's send (the room stalled)",
+            sender.send(Message::text(numbered(sequence, SIZE))),
+        )
+        .await
+        .unwrap();
+        while sequence + 1 - own_copies > MAX_UNREAD {
+            take_copy(next_message(&mut sender).await, &mut own_copies);
+        }
+    }
+    within("the reader to get every message", reader)
+        .await
+        .unwrap();
+    while own_copies < MESSAGES {
+        take_copy(next_message(&mut sender).await, &mut own_copies);
+    }
+    expect_close_code(&mut never_reads, CloseCode::Again).await;
+    // Send the answer to the close that the client library queued on reading it.
+    let _ = within("the close reply", never_reads.close(None)).await;
+    // The sender was not disconnected: it still talks to the room.
+    sender
+        .send(Message::text(numbered(MESSAGES, 16)))
+        .await
+        .unwrap();
+    assert_eq!(sequence_of(&next_text(&mut sender).await), MESSAGES);
+    drop((sender, never_reads));
+    server.shut_down().await;
+}

@@ -1,21 +1,45 @@
 //! Broadcast mode: every message goes to everyone in the client's room, and everything the
 //! room sends is written to the client, until the client ends or falls too far behind.
 //!
-//! Unlike the echo loop this one uses `tokio::select!`: it waits on five things, and its
-//! per-message work (a lock and a queue push per member) dwarfs what a hand-written select
-//! would save.
+//! The member's socket is read all the time, also while what the room sends it waits for
+//! room in the socket: a client that sends while it is not reading (an ordinary
+//! single-threaded client blocked in `send`) would otherwise wait on the server while the
+//! server waits on it. What a member cannot take yet waits in its bounded queue; a member
+//! whose queue overflows is evicted (1013), and one whose socket takes nothing for the ping
+//! timeout is dropped as not reading.
+//!
+//! Like the echo loop, the wait is hand-written: whether the socket is backed up decides
+//! what the loop may do (take more from the queue, or only retry the write), which is state
+//! a `tokio::select!` branch cannot see change between polls.
 
 use std::convert::Infallible;
-use std::pin::pin;
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::task::Poll;
 
 use tokio::sync::mpsc;
-use tokio::time::sleep_until;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::time::{Sleep, sleep, sleep_until};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::end::End;
 use super::{BATCH, Session};
+use crate::hub::Membership;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
+
+/// What a wait in the broadcast loop ended with.
+enum Wake {
+    Shutdown,
+    Evicted,
+    /// The socket stayed backed up for the whole write deadline.
+    NotReading,
+    /// The room has a message for this member, and the socket can take it.
+    Outgoing(Message),
+    Socket(Option<Result<Message, tungstenite::Error>>),
+    Timer,
+    /// A write that had waited for room failed.
+    WriteFailed(tungstenite::Error),
+}
 
 /// Joins the room named by `room`, sends the welcome, then relays messages both ways until
 /// the session ends; returns only by ending.
@@ -26,51 +50,100 @@ pub(crate) async fn run(
     shutdown: &mut Shutdown,
 ) -> Result<Infallible, End> {
     let max_queue = session.config.max_queue;
+    let write_limit = session.config.ping_timeout;
     let mut member = shared.hub.join(room, session.peer, max_queue);
     let eviction = member.eviction();
     session.welcome(&shared.welcome).await?;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
     let mut kicked_out = pin!(eviction.evicted());
+    // Running while the socket is backed up: the longest a write may wait for room.
+    let mut write_deadline: Option<Pin<Box<Sleep>>> = None;
     loop {
-        // Not biased: a busy room must not starve reading the client (its pongs and close),
-        // nor a chatty client starve delivering the room's messages to it.
-        tokio::select! {
-            _ = shutdown.recv() => return Err(End::Shutdown),
-            _ = &mut kicked_out => return Err(End::fell_behind(max_queue)),
-            first = session.socket.next() => {
-                session.receive_batch(first, |message| {
-                    member.broadcast(&message);
-                    None
-                }).await?;
+        let wake = poll_fn(|context| {
+            if shutdown.poll_recv(context).is_ready() {
+                return Poll::Ready(Wake::Shutdown);
             }
-            outgoing = member.queue.recv() => {
-                let Some(first) = outgoing else {
-                    return Err(End::fell_behind(max_queue));
-                };
-                // Writing can wait on a slow client; eviction must still get through.
-                tokio::select! {
-                    biased;
-                    _ = eviction.evicted() => return Err(End::fell_behind(max_queue)),
-                    written = deliver_queued(session, &mut member.queue, first) => written?,
+            if kicked_out.as_mut().poll(context).is_ready() {
+                return Poll::Ready(Wake::Evicted);
+            }
+            if session.socket.is_backed_up() {
+                match session.socket.poll_flush(context) {
+                    Poll::Ready(Ok(())) => write_deadline = None,
+                    Poll::Ready(Err(error)) => return Poll::Ready(Wake::WriteFailed(error)),
+                    Poll::Pending => {
+                        let deadline =
+                            write_deadline.get_or_insert_with(|| Box::pin(sleep(write_limit)));
+                        if deadline.as_mut().poll(context).is_ready() {
+                            return Poll::Ready(Wake::NotReading);
+                        }
+                    }
                 }
             }
-            _ = &mut timer => session.on_timer(timer.as_mut()).await?,
+            if !session.socket.is_backed_up()
+                && let Poll::Ready(outgoing) = member.queue.poll_recv(context)
+            {
+                return Poll::Ready(match outgoing {
+                    Some(message) => Wake::Outgoing(message),
+                    // The room dropped this member's queue: it was evicted.
+                    None => Wake::Evicted,
+                });
+            }
+            if let Poll::Ready(received) = session.socket.poll_next(context) {
+                return Poll::Ready(Wake::Socket(received));
+            }
+            if timer.as_mut().poll(context).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Shutdown => return Err(End::Shutdown),
+            Wake::Evicted => return Err(End::fell_behind(max_queue)),
+            Wake::NotReading => return Err(End::NotReading),
+            Wake::WriteFailed(error) => return Err(End::from_error(error)),
+            Wake::Outgoing(first) => {
+                write_queued(session, &mut member, first)?;
+                session.flush_now().await?;
+            }
+            Wake::Socket(first) => {
+                session
+                    .read_batch(first, |message| {
+                        member.broadcast(&message);
+                        None
+                    })
+                    .await?;
+                // Answers to pings and the like, which tungstenite queued while reading.
+                session.flush_now().await?;
+            }
+            Wake::Timer => {
+                session.on_timer(timer.as_mut())?;
+                session.flush_now().await?;
+            }
         }
     }
 }
 
-/// Writes `first` and whatever else is already queued (up to [`BATCH`]), then flushes once.
-async fn deliver_queued(
+/// Hands `first` and whatever else is already queued (up to [`BATCH`]) to the socket, and
+/// stops early once the socket is backed up: the rest waits in the member's queue, where it
+/// counts towards eviction.
+fn write_queued(
     session: &mut Session<'_>,
-    queue: &mut mpsc::Receiver<Message>,
+    member: &mut Membership,
     first: Message,
 ) -> Result<(), End> {
-    session.deliver(first).await?;
+    let mut next = first;
     for _ in 1..BATCH {
-        match queue.try_recv() {
-            Ok(message) => session.deliver(message).await?,
-            Err(_) => break,
+        session.socket.feed_now(next).map_err(End::from_error)?;
+        if session.socket.is_backed_up() {
+            return Ok(());
+        }
+        match member.queue.try_recv() {
+            Ok(message) => next = message,
+            Err(mpsc::error::TryRecvError::Empty | mpsc::error::TryRecvError::Disconnected) => {
+                return Ok(());
+            }
         }
     }
-    session.flush().await
+    session.socket.feed_now(next).map_err(End::from_error)
 }

@@ -71,7 +71,8 @@ pub(crate) async fn run(
             }
             Wake::Timer => {
                 timer_armed = false;
-                session.on_timer(timer.as_mut()).await?;
+                session.on_timer(timer.as_mut())?;
+                session.flush().await?;
             }
         }
     }

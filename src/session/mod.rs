@@ -112,13 +112,15 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Handles the keepalive timer firing, then re-arms it.
-    async fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> Result<(), End> {
+    /// Handles the keepalive timer firing, then re-arms it. A ping is queued, not waited
+    /// for: each loop decides whether it may wait for the socket (see
+    /// [`Session::flush_now`]).
+    fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> Result<(), End> {
         match self.keepalive.on_timer() {
-            Tick::Ping => {
-                self.deliver(Message::Ping(Default::default())).await?;
-                self.flush().await?;
-            }
+            Tick::Ping => self
+                .socket
+                .feed_now(Message::Ping(Default::default()))
+                .map_err(End::from_error)?,
             Tick::Expired => return Err(End::PingTimeout),
             Tick::Wait => {}
         }
@@ -127,16 +129,17 @@ impl<'a> Session<'a> {
     }
 
     /// Handles `first` and the messages that have already arrived after it, up to
-    /// [`BATCH`], passing each data message to `handle` and sending the reply it returns;
-    /// then flushes whatever was queued, once.
-    async fn receive_batch(
+    /// [`BATCH`], passing each data message to `handle` and queueing the reply it returns.
+    /// Waits only for room for a reply when an earlier one is still backed up (a `handle`
+    /// that never replies never waits).
+    async fn read_batch(
         &mut self,
         first: Received,
         mut handle: impl FnMut(Message) -> Option<Message>,
     ) -> Result<BatchEnd, End> {
         let mut next = first;
         let mut handled = 0;
-        let batch_end = loop {
+        loop {
             if let Some(message) = self.classify(next)?
                 && let Some(reply) = handle(message)
             {
@@ -148,23 +151,38 @@ impl<'a> Session<'a> {
             }
             handled += 1;
             if handled == BATCH {
-                break BatchEnd::MayHaveMore;
+                return Ok(BatchEnd::MayHaveMore);
             }
             match self.socket.next_if_ready().await {
                 Some(received) => next = received,
-                None => break BatchEnd::Drained,
-            }
-        };
-        match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
-            Poll::Ready(flushed) => {
-                flushed.map_err(End::from_error)?;
-                Ok(batch_end)
-            }
-            Poll::Pending => {
-                self.flush().await?;
-                Ok(BatchEnd::MayHaveMore)
+                None => return Ok(BatchEnd::Drained),
             }
         }
+    }
+
+    /// One attempt to write out everything queued, without waiting: returns whether all of
+    /// it went. What the socket could not take stays queued, and the socket counts as backed
+    /// up until a later attempt finishes.
+    async fn flush_now(&mut self) -> Result<bool, End> {
+        match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
+            Poll::Ready(flushed) => flushed.map(|()| true).map_err(End::from_error),
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    /// [`Session::read_batch`], then writes out the replies, once for the whole batch,
+    /// waiting for room if it must.
+    async fn receive_batch(
+        &mut self,
+        first: Received,
+        handle: impl FnMut(Message) -> Option<Message>,
+    ) -> Result<BatchEnd, End> {
+        let batch_end = self.read_batch(first, handle).await?;
+        if self.flush_now().await? {
+            return Ok(batch_end);
+        }
+        self.flush().await?;
+        Ok(BatchEnd::MayHaveMore)
     }
 }
 

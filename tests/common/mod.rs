@@ -86,6 +86,33 @@ impl TestServer {
             .0
     }
 
+    /// Connects through a socket with the given kernel buffer sizes (as small as the kernel
+    /// allows; `None` keeps the default), like a client that sets SO_RCVBUF or SO_SNDBUF:
+    /// the server's writes back up after a few KiB when the client does not read, and the
+    /// client's writes block soon when the server does not read.
+    pub async fn connect_with_buffers(
+        &self,
+        path: &str,
+        receive: Option<u32>,
+        send: Option<u32>,
+    ) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(bytes) = receive {
+            socket.set_recv_buffer_size(bytes).unwrap();
+        }
+        if let Some(bytes) = send {
+            socket.set_send_buffer_size(bytes).unwrap();
+        }
+        let stream = within("connect", socket.connect(self.addr)).await.unwrap();
+        within(
+            "the handshake",
+            tokio_tungstenite::client_async(self.url(path), MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("WebSocket handshake")
+        .0
+    }
+
     /// Connects and reads the welcome frame, checking it is the default one.
     pub async fn connect_welcomed(&self, path: &str) -> Client {
         let mut client = self.connect(path).await;
