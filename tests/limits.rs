@@ -353,3 +353,57 @@ async fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
     .await;
     server.assert_no_errors_logged();
 }
+
+/// Echo mode pushes back on a client that sends but does not read (the server stops reading
+/// it). When the server finally drops it, the client still gets a close frame saying why,
+/// behind the replies it had not read, if it reads again within the close timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_dropped_for_not_reading_is_told_why_with_1008() {
+    let server = ServerProcess::start(&[
+        "--mode",
+        "raw",
+        "--ping-timeout",
+        "1",
+        "--close-timeout",
+        "60",
+    ])
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    stream.write_all(UPGRADE_REQUEST.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        within("the 101", stream.read_exact(&mut byte))
+            .await
+            .unwrap();
+        head.push(byte[0]);
+    }
+    let (mut reader, mut writer) = stream.into_split();
+    // Pipeline echoes without reading them, until the socket stops taking more (bounded).
+    let sending = tokio::spawn(async move {
+        let message = frame(0x2, &[0x5au8; 1024], MASK);
+        for _ in 0..65_536 {
+            if writer.write_all(&message).await.is_err() {
+                break;
+            }
+        }
+        writer
+    });
+    eventually("the log to say the client is not reading", || async {
+        server.log().contains("not reading what it is sent")
+    })
+    .await;
+    let close = loop {
+        match read_server_frame(&mut reader).await {
+            Some((0x8, payload)) => break payload,
+            Some((0x2, payload)) => assert_eq!(payload, vec![0x5au8; 1024]),
+            other => panic!("expected echoes and then a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1008);
+    assert!(String::from_utf8_lossy(&close[2..]).contains("not reading"));
+    sending.abort();
+    server.assert_no_errors_logged();
+}

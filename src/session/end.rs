@@ -27,7 +27,9 @@ pub(crate) enum End {
     Shutdown,
     /// The client answered neither data nor a ping within the ping timeout.
     PingTimeout,
-    /// The client stopped reading what the server sends it.
+    /// The client took nothing the server sent it for the write deadline. It is still told
+    /// so, behind what it has not read: should it read again within the close timeout, it
+    /// learns why it was dropped.
     NotReading,
     /// The server ended the session for a reason of the mode's (a broadcast client that fell
     /// too far behind), with the close frame to send.
@@ -50,7 +52,11 @@ impl End {
     /// The close frame to send, if the client may still be listening.
     fn close_frame(&self) -> Option<CloseFrame> {
         match self {
-            End::ClientClosed(_) | End::Vanished(_) | End::NotReading => None,
+            End::ClientClosed(_) | End::Vanished(_) => None,
+            End::NotReading => Some(close_frame(
+                CloseCode::Policy,
+                "not reading: nothing taken for the ping timeout",
+            )),
             End::Violation(frame) | End::Kicked(frame) => Some(frame.clone()),
             End::Shutdown => Some(close_frame(CloseCode::Away, "server shutting down")),
             End::PingTimeout => Some(close_frame(CloseCode::Policy, "ping timeout")),
@@ -93,7 +99,10 @@ impl End {
             }
             End::Shutdown => debug!("peer {peer}: closing for shutdown"),
             End::PingTimeout => info!("peer {peer} timed out: no answer to ping"),
-            End::NotReading => info!("peer {peer} dropped: not reading what it is sent"),
+            End::NotReading => info!(
+                "peer {peer} dropped: not reading what it is sent (its socket took nothing for \
+                 the ping timeout)"
+            ),
             End::Kicked(frame) => info!(
                 "peer {peer} disconnected by the server ({} {})",
                 frame.code, frame.reason
@@ -208,5 +217,6 @@ mod tests {
         assert_eq!(code(End::fell_behind(8)), Some(CloseCode::Again));
         assert_eq!(code(End::Shutdown), Some(CloseCode::Away));
         assert_eq!(code(End::PingTimeout), Some(CloseCode::Policy));
+        assert_eq!(code(End::NotReading), Some(CloseCode::Policy));
     }
 }

@@ -289,7 +289,9 @@ pub const MASK: Option<[u8; 4]> = Some([0x12, 0x34, 0x56, 0x78]);
 
 /// Reads one frame the server sent (servers do not mask) from a bare stream, returning its
 /// opcode and payload, or `None` if the server closed the connection.
-pub async fn read_server_frame(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+pub async fn read_server_frame(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Option<(u8, Vec<u8>)> {
     let mut header = [0u8; 2];
     if within("a frame", stream.read_exact(&mut header))
         .await
