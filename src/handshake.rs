@@ -67,7 +67,8 @@ async fn answer_or_upgrade(
         }
         Route::Stats => http::Response::stats(shared.open_connections(), shared.hub.room_sizes()),
         Route::Answer(response) => response,
-    };
+    }
+    .for_method(request.head.method());
     info!(
         "peer {peer}: {} {} -> {}",
         request.head.method(),

@@ -37,7 +37,7 @@ async fn an_unknown_path_is_404() {
 }
 
 #[tokio::test]
-async fn another_method_is_405_with_allow_get() {
+async fn another_method_is_405_with_allow_get_and_head() {
     let server = TestServer::with_mode(Mode::Echo).await;
     let response = raw_http(
         server.addr,
@@ -45,7 +45,7 @@ async fn another_method_is_405_with_allow_get() {
     )
     .await;
     assert_eq!(response.status, 405);
-    assert_eq!(response.header("allow"), Some("GET"));
+    assert_eq!(response.header("allow"), Some("GET, HEAD"));
     server.shut_down().await;
 }
 
@@ -114,5 +114,121 @@ async fn garbage_bytes_get_400_and_other_clients_are_unaffected() {
         "Hello from server, you said: \"still here?\""
     );
     drop(client);
+    server.shut_down().await;
+}
+
+/// A change to a request's text.
+type Edit = Box<dyn Fn(String) -> String>;
+
+/// An upgrade request with `edit` applied, sent raw; returns the answer.
+async fn upgrade_edited(
+    addr: std::net::SocketAddr,
+    edit: impl Fn(String) -> String,
+) -> HttpResponse {
+    raw_http(addr, edit(UPGRADE_REQUEST.to_owned()).as_bytes()).await
+}
+
+fn add_header(line: &'static str) -> impl Fn(String) -> String {
+    move |request| request.replacen("\r\n\r\n", &format!("\r\n{line}\r\n\r\n"), 1)
+}
+
+/// The answer's body as text, which must be one line.
+fn one_line(response: &HttpResponse) -> String {
+    let body = String::from_utf8(response.body.clone()).unwrap();
+    assert_eq!(body.trim_end().lines().count(), 1, "{body:?}");
+    body
+}
+
+#[tokio::test]
+async fn ambiguous_upgrade_requests_get_400_with_the_reason() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let cases: [(&str, Edit); 6] = [
+        (
+            "Host",
+            Box::new(|request: String| request.replace("Host: localhost\r\n", "")),
+        ),
+        (
+            "Sec-WebSocket-Key",
+            Box::new(add_header("Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==")),
+        ),
+        ("Upgrade", Box::new(add_header("Upgrade: h2c"))),
+        (
+            "Sec-WebSocket-Version",
+            Box::new(add_header("Sec-WebSocket-Version: 8")),
+        ),
+        (
+            "Transfer-Encoding",
+            Box::new(add_header("Transfer-Encoding: chunked")),
+        ),
+        ("Content-Length", Box::new(add_header("Content-Length: 5"))),
+    ];
+    for (names, edit) in cases {
+        let response = upgrade_edited(server.addr, edit).await;
+        assert_eq!(response.status, 400, "{names}");
+        assert!(one_line(&response).contains(names), "{names}");
+    }
+    // The same request without the flaw is accepted.
+    let mut stream = raw_websocket(server.addr).await;
+    assert_eq!(read_server_frame(&mut stream).await.unwrap().0, 1);
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn head_gets_what_get_gets_without_the_body() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    for path in ["/", "/healthz", "/stats", "/nothing-here"] {
+        let get = get(server.addr, path).await;
+        let head = raw_http(
+            server.addr,
+            format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+        assert_eq!(
+            head.header("content-length"),
+            Some(get.body.len().to_string().as_str()),
+            "{path}"
+        );
+        assert!(head.body.is_empty(), "{path}: {:?}", head.body);
+    }
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn options_star_is_405_with_allow() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let response = raw_http(server.addr, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET, HEAD"));
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn malformed_heads_get_a_clear_status_and_the_connection_closes() {
+    let server = TestServer::with_mode(Mode::Echo).await;
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(20_000));
+    let cases: [(&[u8], u16); 5] = [
+        (long_line.as_bytes(), 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n", 400),
+        (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ];
+    for (request, status) in cases {
+        // raw_http reads to the end: the server closes after answering.
+        let response = raw_http(server.addr, request).await;
+        assert_eq!(
+            response.status,
+            status,
+            "{:?}",
+            String::from_utf8_lossy(&request[..request.len().min(60)])
+        );
+        one_line(&response);
+    }
     server.shut_down().await;
 }

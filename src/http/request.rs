@@ -76,6 +76,15 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadEr
         Err(error) => return Err(HeadError::Malformed(error.to_string())),
     };
     let malformed = |what: &str| HeadError::Malformed(what.to_owned());
+    // httparse accepts a bare LF as a line end; HTTP/1.1 wants CRLF, and a proxy in front
+    // of this server may split lines differently than we would (request smuggling).
+    let bare_line_feed = bytes[..head_len]
+        .iter()
+        .enumerate()
+        .any(|(at, &byte)| byte == b'\n' && (at == 0 || bytes[at - 1] != b'\r'));
+    if bare_line_feed {
+        return Err(malformed("a line ends in a bare LF instead of CRLF"));
+    }
     let mut head = http::Request::new(());
     *head.method_mut() = http::Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
         .map_err(|_| malformed("bad method"))?;
@@ -138,6 +147,10 @@ mod tests {
             b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
             b"GET / HTTP/9.9\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+            b"GET /\x00 HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
         ] {
             assert!(
                 matches!(parse(bytes), Err(HeadError::Malformed(_))),

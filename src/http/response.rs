@@ -30,6 +30,9 @@ pub(crate) struct Response {
     pub content_type: &'static str,
     /// The body: a fixed text, or one made for this request.
     pub body: Cow<'static, str>,
+    /// The request was `HEAD`: the same status and headers (`Content-Length` included), but
+    /// no body.
+    pub omit_body: bool,
 }
 
 impl Response {
@@ -40,7 +43,22 @@ impl Response {
             headers: Vec::new(),
             content_type: "text/plain; charset=utf-8",
             body: Cow::Borrowed(body),
+            omit_body: false,
         }
+    }
+
+    /// A `400 Bad Request` whose body says what was wrong, in one line.
+    pub(crate) fn bad_request(why: &str) -> Self {
+        Response {
+            body: Cow::Owned(format!("Bad Request: {why}\n")),
+            ..Response::text(http::StatusCode::BAD_REQUEST, "")
+        }
+    }
+
+    /// This answer as it goes to a request with `method`: without its body for `HEAD`.
+    pub(crate) fn for_method(mut self, method: &http::Method) -> Self {
+        self.omit_body = method == http::Method::HEAD;
+        self
     }
 
     /// The answer for a client that did not finish its request in time.
@@ -73,6 +91,7 @@ impl Response {
             headers: vec![("Cache-Control", "no-store")],
             content_type: "application/json",
             body: Cow::Owned(body),
+            omit_body: false,
         }
     }
 
@@ -85,10 +104,9 @@ impl Response {
     /// The answer for a head that could not be read, if the client is still there to hear it.
     pub(crate) fn for_error(error: &HeadError) -> Option<Self> {
         match error {
-            HeadError::Malformed(_) => Some(Response::text(
-                http::StatusCode::BAD_REQUEST,
-                "Bad Request: this is a WebSocket server; connect with ws://\n",
-            )),
+            HeadError::Malformed(why) => Some(Response::bad_request(&format!(
+                "{why} (this is a WebSocket server; connect with ws://)"
+            ))),
             HeadError::TooLarge => Some(Response::text(
                 http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "Request Header Fields Too Large\n",
@@ -124,7 +142,9 @@ pub(crate) async fn answer(stream: &mut TcpStream, response: &Response) -> io::R
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(response.body.as_bytes()).await?;
+    if !response.omit_body {
+        stream.write_all(response.body.as_bytes()).await?;
+    }
     stream.shutdown().await?;
     let _ = tokio::time::timeout(LINGER, drain(stream)).await;
     Ok(())

@@ -27,17 +27,22 @@ enum Page {
     Stats,
 }
 
+/// The methods the pages answer, as the `Allow` header lists them.
+const ALLOWED_METHODS: &str = "GET, HEAD";
+
 /// Decides what a request gets.
 pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
     if wants_websocket(head) {
         return route_upgrade(head, config);
     }
     let page = match head.uri().path() {
-        "/" => Page::Client,
-        "/healthz" => Page::Health,
-        "/stats" => Page::Stats,
+        "/" => Some(Page::Client),
+        "/healthz" => Some(Page::Health),
+        "/stats" => Some(Page::Stats),
+        // `OPTIONS *` and the like: the server as a whole, which answers no method but these.
+        "*" => None,
         // In broadcast mode the path names a room, and each room has the page.
-        _ if config.mode == Mode::Broadcast => Page::Client,
+        _ if config.mode == Mode::Broadcast => Some(Page::Client),
         _ => {
             return Route::Answer(Response::text(
                 http::StatusCode::NOT_FOUND,
@@ -45,18 +50,21 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
             ));
         }
     };
-    if head.method() != http::Method::GET {
-        return Route::Answer(
-            Response::text(http::StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
-                .with_header("Allow", "GET"),
-        );
-    }
+    let page = match page {
+        Some(page) if matches!(*head.method(), http::Method::GET | http::Method::HEAD) => page,
+        _ => {
+            return Route::Answer(
+                Response::text(http::StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+                    .with_header("Allow", ALLOWED_METHODS),
+            );
+        }
+    };
     match page {
         Page::Client => Route::Answer(Response {
-            status: http::StatusCode::OK,
             headers: vec![("Cache-Control", "no-cache")],
             content_type: "text/html; charset=utf-8",
             body: Cow::Borrowed(CLIENT_HTML),
+            ..Response::text(http::StatusCode::OK, "")
         }),
         Page::Health => Route::Answer(Response::text(http::StatusCode::OK, "ok")),
         Page::Stats => Route::Stats,
@@ -75,6 +83,9 @@ fn wants_websocket(head: &http::Request<()>) -> bool {
 }
 
 fn route_upgrade(head: &http::Request<()>, config: &Config) -> Route {
+    if let Err(why) = check_upgrade_headers(head) {
+        return Route::Answer(Response::bad_request(why));
+    }
     if !origin_allowed(head, &config.allowed_origins) {
         return Route::Answer(Response::text(
             http::StatusCode::FORBIDDEN,
@@ -99,10 +110,57 @@ fn route_upgrade(head: &http::Request<()>, config: &Config) -> Route {
             )
             .with_header("Allow", "GET"),
         ),
-        Err(_) => Route::Answer(Response::text(
-            http::StatusCode::BAD_REQUEST,
-            "Bad Request: invalid WebSocket upgrade request\n",
-        )),
+        Err(error) => Route::Answer(Response::bad_request(&format!(
+            "invalid WebSocket upgrade request: {error}"
+        ))),
+    }
+}
+
+/// What tungstenite's handshake check lets through but a strict server refuses: a request
+/// two parts of a proxy chain could read differently (repeated headers that disagree, a
+/// body on an upgrade), or one RFC 6455 §4.1 says a client must not send.
+fn check_upgrade_headers(head: &http::Request<()>) -> Result<(), &'static str> {
+    let headers = head.headers();
+    if !headers.contains_key(http::header::HOST) {
+        return Err("a WebSocket upgrade needs a Host header");
+    }
+    if headers
+        .get_all(http::header::SEC_WEBSOCKET_KEY)
+        .iter()
+        .count()
+        > 1
+    {
+        return Err("more than one Sec-WebSocket-Key header");
+    }
+    if !values_agree(head, &http::header::UPGRADE) {
+        return Err("Upgrade headers that disagree");
+    }
+    if !values_agree(head, &http::header::SEC_WEBSOCKET_VERSION) {
+        return Err("Sec-WebSocket-Version headers that disagree");
+    }
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Err("a WebSocket upgrade has no body, so no Transfer-Encoding");
+    }
+    let body_length_is_zero = headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .all(|length| length.as_bytes().trim_ascii() == b"0");
+    if !body_length_is_zero {
+        return Err("a WebSocket upgrade has no body, so no non-zero Content-Length");
+    }
+    Ok(())
+}
+
+/// Whether every line of header `name` says the same (letter case and spaces aside).
+fn values_agree(head: &http::Request<()>, name: &http::HeaderName) -> bool {
+    let mut values = head
+        .headers()
+        .get_all(name)
+        .iter()
+        .map(|value| value.as_bytes().trim_ascii().to_ascii_lowercase());
+    match values.next() {
+        Some(first) => values.all(|value| value == first),
+        None => true,
     }
 }
 
@@ -178,6 +236,93 @@ mod tests {
         assert!(wants_websocket(&request(&[("Upgrade", "h2c, WebSocket")])));
         assert!(!wants_websocket(&request(&[("Upgrade", "websockets")])));
         assert!(!wants_websocket(&request(&[])));
+    }
+
+    fn upgrade(extra: &[(&str, &str)]) -> http::Request<()> {
+        let mut headers = vec![
+            ("Host", "localhost"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ];
+        headers.extend_from_slice(extra);
+        request(&headers)
+    }
+
+    fn answer_status(route: Route) -> u16 {
+        match route {
+            Route::Answer(response) => response.status.as_u16(),
+            Route::Upgrade(_) => 101,
+            Route::Stats => 200,
+        }
+    }
+
+    #[test]
+    fn a_well_formed_upgrade_is_accepted() {
+        let config = Config::default();
+        assert_eq!(answer_status(route(&upgrade(&[]), &config)), 101);
+        assert_eq!(
+            answer_status(route(&upgrade(&[("Content-Length", "0")]), &config)),
+            101
+        );
+        assert_eq!(
+            answer_status(route(&upgrade(&[("Upgrade", "WebSocket")]), &config)),
+            101,
+            "a repeated Upgrade header that agrees"
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_bodied_upgrades_are_400() {
+        let config = Config::default();
+        for extra in [
+            &[("Sec-WebSocket-Key", "AQIDBAUGBwgJCgsMDQ4PEA==")][..],
+            &[("Upgrade", "h2c")],
+            &[("Sec-WebSocket-Version", "8")],
+            &[("Transfer-Encoding", "chunked")],
+            &[("Content-Length", "5")],
+            &[("Content-Length", "zero")],
+        ] {
+            assert_eq!(
+                answer_status(route(&upgrade(extra), &config)),
+                400,
+                "{extra:?}"
+            );
+        }
+        let mut no_host = upgrade(&[]);
+        no_host.headers_mut().remove("host");
+        assert_eq!(answer_status(route(&no_host, &config)), 400);
+    }
+
+    #[test]
+    fn head_is_allowed_wherever_get_is_and_other_methods_are_told_both() {
+        let config = Config::default();
+        let with = |method: &str, target: &str| {
+            http::Request::builder()
+                .method(method)
+                .uri(target)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(answer_status(route(&with("HEAD", "/"), &config)), 200);
+        assert_eq!(
+            answer_status(route(&with("HEAD", "/healthz"), &config)),
+            200
+        );
+        assert!(matches!(
+            route(&with("HEAD", "/stats"), &config),
+            Route::Stats
+        ));
+        for (method, target) in [("POST", "/"), ("OPTIONS", "*"), ("DELETE", "/healthz")] {
+            match route(&with(method, target), &config) {
+                Route::Answer(response) => {
+                    assert_eq!(response.status, 405, "{method} {target}");
+                    assert!(response.headers.contains(&("Allow", "GET, HEAD")));
+                }
+                _ => panic!("expected 405 for {method} {target}"),
+            }
+        }
     }
 
     #[test]
