@@ -66,7 +66,7 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, Head
 }
 
 /// Parses a complete head out of `bytes`, or returns `None` if more bytes are needed.
-fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
+pub(super) fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let head_len = match parsed.parse(bytes) {
