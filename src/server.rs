@@ -104,7 +104,7 @@ async fn accept_loop(
     refusal_slots: Arc<Semaphore>,
     mut shutdown: Shutdown,
 ) {
-    let mut backoff = Duration::from_millis(10);
+    let mut failures = AcceptFailures::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -115,16 +115,15 @@ async fn accept_loop(
             Err(error) => {
                 // Out of file descriptors or memory, or a client that gave up while queued:
                 // wait a moment rather than spin, and keep serving.
-                warn!("accept failed: {error}; retrying in {backoff:?}");
+                let wait = failures.failed(&error, std::time::Instant::now());
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.recv() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
-        backoff = Duration::from_millis(10);
+        failures.succeeded();
         let _ = stream.set_nodelay(true);
         let task_shutdown = shutdown.clone();
         match shared.connection_slots.clone().try_acquire_owned() {
@@ -149,6 +148,65 @@ async fn accept_loop(
     }
 }
 
+/// The accept loop's response to failing accepts: a wait that doubles from 10 ms to 1 s, so a
+/// loop out of descriptors neither spins nor stalls for long once some free up, and one log
+/// line per burst of failures rather than one per attempt. At the open-files limit accepts
+/// fail, then one succeeds whenever a client leaves, then they fail again: all of that is one
+/// burst, until no accept has failed for [`BURST_GAP`].
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    /// Failed attempts since the last successful accept: sets the wait.
+    since_success: u64,
+    /// Failed attempts in the current burst.
+    in_burst: u64,
+    /// When the last attempt failed.
+    last_failure: Option<std::time::Instant>,
+    /// The burst's recovery has been logged.
+    recovery_logged: bool,
+}
+
+/// The first wait after a failed accept, and the longest.
+const FIRST_ACCEPT_WAIT: Duration = Duration::from_millis(10);
+const LONGEST_ACCEPT_WAIT: Duration = Duration::from_secs(1);
+
+/// A failed accept this long after the previous one starts a new burst.
+const BURST_GAP: Duration = Duration::from_secs(10);
+
+impl AcceptFailures {
+    /// Records a failed accept at `now` and returns how long to wait before the next attempt.
+    fn failed(&mut self, error: &io::Error, now: std::time::Instant) -> Duration {
+        let new_burst = self
+            .last_failure
+            .is_none_or(|last| now.duration_since(last) >= BURST_GAP);
+        if new_burst {
+            warn!(
+                "accept failed: {error}; retrying with a backoff of up to {LONGEST_ACCEPT_WAIT:?} \
+                 (further failures within {BURST_GAP:?} of each other are counted, not logged)"
+            );
+            self.in_burst = 0;
+            self.recovery_logged = false;
+        }
+        self.in_burst += 1;
+        self.since_success += 1;
+        self.last_failure = Some(now);
+        let doublings = (self.since_success - 1).min(10) as u32;
+        (FIRST_ACCEPT_WAIT * 2u32.pow(doublings)).min(LONGEST_ACCEPT_WAIT)
+    }
+
+    /// Records a successful accept: the wait starts over, and the first success of a burst
+    /// is logged.
+    fn succeeded(&mut self) {
+        if self.since_success == 0 {
+            return;
+        }
+        self.since_success = 0;
+        if !self.recovery_logged {
+            info!("accepting again after {} failed attempt(s)", self.in_burst);
+            self.recovery_logged = true;
+        }
+    }
+}
+
 /// Answers a client over the connection limit with `503`, after reading its request so the
 /// answer is not lost to a reset.
 async fn refuse(
@@ -166,5 +224,39 @@ async fn refuse(
             }
         }) => {}
         _ = shutdown.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_waits_double_up_to_a_second_and_start_over_after_a_success() {
+        let mut failures = AcceptFailures::default();
+        let error = io::Error::from_raw_os_error(libc::EMFILE);
+        let now = std::time::Instant::now();
+        let waits: Vec<u64> = (0..10)
+            .map(|_| failures.failed(&error, now).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        failures.succeeded();
+        assert_eq!(failures.failed(&error, now), FIRST_ACCEPT_WAIT);
+    }
+
+    #[test]
+    fn failures_close_together_are_one_burst_even_across_successes() {
+        let mut failures = AcceptFailures::default();
+        let error = io::Error::from_raw_os_error(libc::EMFILE);
+        let start = std::time::Instant::now();
+        failures.failed(&error, start);
+        failures.succeeded();
+        assert!(failures.recovery_logged);
+        failures.failed(&error, start + BURST_GAP / 2);
+        assert_eq!(failures.in_burst, 2, "still the same burst");
+        assert!(failures.recovery_logged, "its recovery is not logged twice");
+        failures.failed(&error, start + BURST_GAP / 2 + BURST_GAP);
+        assert_eq!(failures.in_burst, 1, "a new burst after a quiet gap");
+        assert!(!failures.recovery_logged);
     }
 }

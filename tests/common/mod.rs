@@ -362,14 +362,41 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `wsecho --host 127.0.0.1 --port 0 ARGS` and waits for its listening line.
     pub async fn start(args: &[&str]) -> Self {
+        Self::spawn(args, None).await
+    }
+
+    /// [`ServerProcess::start`] with both the soft and the hard open-files limit set to
+    /// `limit`, so the server cannot raise it and runs out of descriptors early.
+    pub async fn start_with_open_files_limit(args: &[&str], limit: u64) -> Self {
+        Self::spawn(args, Some(limit)).await
+    }
+
+    async fn spawn(args: &[&str], open_files_limit: Option<u64>) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsecho"))
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wsecho"));
+        command
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(args)
             .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::piped());
+        if let Some(limit) = open_files_limit {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads the struct.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (found, address) = std::sync::mpsc::channel();
@@ -411,6 +438,15 @@ impl ServerProcess {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
             .unwrap()
             .count()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, ...) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
     }
 
     /// Sends SIGTERM and returns the exit code.
