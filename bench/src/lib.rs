@@ -92,3 +92,24 @@ pub fn field(json: &str, name: &str) -> Option<f64> {
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim().parse().ok()
 }
+
+/// How many descriptors a process has open.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Waits (up to `limit`) for a server's log file to say `listening on ws://ADDRESS`, as
+/// wsecho and the baseline servers do, and returns the first such address.
+pub fn wait_for_listening(log: &std::path::Path, limit: Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text.split("listening on ws://").nth(1) {
+            return Some(rest.lines().next().unwrap_or_default().trim().to_owned());
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

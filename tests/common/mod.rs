@@ -435,9 +435,7 @@ impl ServerProcess {
     }
 
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .unwrap()
-            .count()
+        wsecho_bench::open_fds(self.child.id()).expect("the server's /proc fd directory")
     }
 
     /// Sends `signal` (`STOP`, `CONT`, `TERM`, ...) to the server.

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use wsecho_bench::field;
+use wsecho_bench::{field, wait_for_listening};
 
 #[derive(Parser)]
 struct Args {
@@ -254,19 +254,13 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {}: {error}", server.binary));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = loop {
-        let text = std::fs::read_to_string(log_path).unwrap_or_default();
-        if let Some(rest) = text.split("listening on ws://").nth(1) {
-            break rest.lines().next().unwrap_or_default().trim().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not start: {text}",
-            server.binary
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let addr = wait_for_listening(log_path, Duration::from_secs(10)).unwrap_or_else(|| {
+        panic!(
+            "{} did not start: {}",
+            server.binary,
+            std::fs::read_to_string(log_path).unwrap_or_default()
+        )
+    });
     Running { child, addr }
 }
 
