@@ -71,6 +71,11 @@ pub struct Config {
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
 
+    /// Subprotocol to accept (repeat for several): the client's first offer that is listed is
+    /// chosen; `*` accepts whatever the client offers first. Default: none.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+
     /// Broadcast mode: messages a client may have waiting to be sent to it; a client that
     /// falls this far behind is disconnected with close code 1013.
     #[arg(long, value_name = "N", default_value_t = 1024)]

@@ -11,6 +11,7 @@ use crate::http::{self, Route};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
+use tokio_tungstenite::tungstenite::http::header;
 
 /// Within the handshake timeout, either answers plain HTTP (`None`) or upgrades, returning
 /// the WebSocket and the request path. A client too slow to finish its request gets `408`.
@@ -57,6 +58,15 @@ async fn answer_or_upgrade(
     };
     let response = match http::route(&request.head, &shared.config) {
         Route::Upgrade(response) => {
+            let protocol = header::SEC_WEBSOCKET_PROTOCOL;
+            if let Some(offer) = request.head.headers().get(&protocol)
+                && !response.headers().contains_key(&protocol)
+            {
+                info!(
+                    "peer {peer} offered subprotocol(s) {offer:?}, none of them accepted \
+                     (--subprotocol); upgrading without one"
+                );
+            }
             return match http::send_upgrade(stream, &response).await {
                 Ok(()) => Some(request),
                 Err(error) => {

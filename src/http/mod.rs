@@ -15,10 +15,12 @@
 //! - `request`: reading and parsing the head, within size limits.
 //! - `route`: what a head gets, from the path, the method and the upgrade headers.
 //! - `response`: the plain answers and writing them out.
+//! - `subprotocol`: which offered subprotocol the server speaks.
 
 mod request;
 mod response;
 mod route;
+mod subprotocol;
 
 pub(crate) use request::{HeadError, Request, read_request};
 pub(crate) use response::{Response, answer, send_upgrade};

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::handshake::server::create_response;
 use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
 
-use super::{CLIENT_HTML, Response};
+use super::{CLIENT_HTML, Response, subprotocol};
 use crate::config::{Config, Mode};
 
 /// What to do with a connection whose request head has been read.
@@ -86,6 +86,10 @@ fn route_upgrade(head: &http::Request<()>, config: &Config) -> Route {
     if let Err(why) = check_upgrade_headers(head) {
         return Route::Answer(Response::bad_request(why));
     }
+    let offered = match subprotocol::offered(head) {
+        Ok(offered) => offered,
+        Err(why) => return Route::Answer(Response::bad_request(why)),
+    };
     if !origin_allowed(head, &config.allowed_origins) {
         return Route::Answer(Response::text(
             http::StatusCode::FORBIDDEN,
@@ -93,7 +97,18 @@ fn route_upgrade(head: &http::Request<()>, config: &Config) -> Route {
         ));
     }
     match create_response(head) {
-        Ok(response) => Route::Upgrade(response),
+        Ok(mut response) => {
+            // No match: the handshake completes without the header (RFC 6455 §4.2.2); a
+            // browser then fails the connection, other clients may carry on.
+            if let Some(chosen) = subprotocol::choose(&offered, &config.subprotocols)
+                && let Ok(value) = http::HeaderValue::from_str(chosen)
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+            }
+            Route::Upgrade(response)
+        }
         Err(tungstenite::Error::Protocol(ProtocolError::MissingSecWebSocketVersionHeader)) => {
             Route::Answer(
                 Response::text(
