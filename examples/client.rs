@@ -3,28 +3,63 @@
 //!
 //! ```sh
 //! cargo run --example client -- ws://localhost:8080
+//! cargo run --example client -- ws://localhost:8080 --protocol chat --protocol mqtt
 //! ```
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// A terminal WebSocket client: lines typed go out as text messages.
+#[derive(Parser)]
+struct Args {
+    /// The server's URL.
+    #[arg(default_value = "ws://localhost:8080")]
+    url: String,
+    /// Subprotocol to offer (repeat for several, in order of preference).
+    #[arg(long = "protocol", value_name = "NAME")]
+    protocols: Vec<String>,
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "ws://localhost:8080".to_owned());
-    let (socket, _) = match connect_async(url.as_str()).await {
+    let Args { url, protocols } = Args::parse();
+    let mut request = match url.as_str().into_client_request() {
+        Ok(request) => request,
+        Err(error) => {
+            eprintln!("not a WebSocket URL: {url}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !protocols.is_empty() {
+        match HeaderValue::from_str(&protocols.join(", ")) {
+            Ok(offer) => {
+                request.headers_mut().insert("Sec-WebSocket-Protocol", offer);
+            }
+            Err(_) => {
+                eprintln!("a subprotocol name must be plain text");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let (socket, response) = match connect_async(request).await {
         Ok(connected) => connected,
         Err(error) => {
             eprintln!("cannot connect to {url}: {error}");
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("connected to {url}; type a message and press Enter (Ctrl-D to quit)");
+    match response.headers().get("sec-websocket-protocol") {
+        Some(chosen) => eprintln!("connected to {url} with subprotocol {chosen:?}"),
+        None => eprintln!("connected to {url}"),
+    }
+    eprintln!("type a message and press Enter (Ctrl-D to quit)");
     let (mut sink, mut stream) = socket.split();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut input_open = true;

@@ -123,6 +123,20 @@ test("served at /, the page connects by itself, shows the welcome and the reply"
   assert.equal(await stopServer(server), 0);
 });
 
+test("with ?protocols=, the page offers them and shows the one the server chose", async () => {
+  const server = await startServer(["--subprotocol", "chat"]);
+  const page = await newPage();
+  await page.goto(`http://127.0.0.1:${server.port}/?protocols=mqtt,%20chat`);
+  assert.equal(await page.locator("#protocols").inputValue(), "mqtt, chat");
+  await state(page).filter({ hasText: /^open$/ }).waitFor();
+  await page.locator("#log li.system").filter({ hasText: "(subprotocol chat)" }).waitFor();
+  await sendWithEnter(page, "over chat");
+  await received(page).filter({ hasText: 'you said: "over chat"' }).waitFor();
+  await screenshot(page, "1c-subprotocol");
+  await page.context().close();
+  assert.equal(await stopServer(server), 0);
+});
+
 test("opened from file:// with ?url=, it talks to that server", async () => {
   const server = await startServer();
   const page = await newPage();
