@@ -40,7 +40,9 @@ async fn main() -> ExitCode {
     if !protocols.is_empty() {
         match HeaderValue::from_str(&protocols.join(", ")) {
             Ok(offer) => {
-                request.headers_mut().insert("Sec-WebSocket-Protocol", offer);
+                request
+                    .headers_mut()
+                    .insert("Sec-WebSocket-Protocol", offer);
             }
             Err(_) => {
                 eprintln!("a subprotocol name must be plain text");

@@ -30,55 +30,73 @@ pub enum Mode {
 pub struct Config {
     /// What to do with messages: `echo` (welcome + prefixed reply), `raw` (verbatim echo, no
     /// welcome) or `broadcast` (chat: every message to everyone in the same room).
-    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    #[arg(help_heading = "Modes", long, value_enum, default_value_t = Mode::Echo)]
     pub mode: Mode,
 
     /// Text frame sent to each client when it connects (echo and broadcast modes); an empty
     /// string sends none.
-    #[arg(long, default_value = "Welcome to the WebSocket server!")]
+    #[arg(
+        help_heading = "Modes",
+        long,
+        default_value = "Welcome to the WebSocket server!"
+    )]
     pub welcome: String,
 
     /// Largest message (and frame) a client may send, in bytes or with a KiB/MiB/GiB suffix;
     /// a larger one is refused with close code 1009.
-    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(help_heading = "Limits", long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
     /// Seconds a client gets to send its HTTP request and finish the upgrade; a slower one is
     /// disconnected (slowloris defence).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(help_heading = "Limits", long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub handshake_timeout: Duration,
 
     /// Seconds of silence from a client after which the server pings it; 0 disables pings.
-    #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_seconds)]
+    #[arg(help_heading = "Limits", long, value_name = "SECS", default_value = "20", value_parser = parse_seconds)]
     pub ping_interval: Duration,
 
     /// Seconds a pinged client has to send anything back, and that a client has to take
     /// delivery of what the server is sending it, before it is disconnected.
-    #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_seconds)]
+    #[arg(help_heading = "Limits", long, value_name = "SECS", default_value = "20", value_parser = parse_seconds)]
     pub ping_timeout: Duration,
 
     /// Seconds each client gets to answer the server's close frame (on shutdown or after an
     /// error) before its connection is dropped.
-    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_seconds)]
+    #[arg(help_heading = "Limits", long, value_name = "SECS", default_value = "3", value_parser = parse_seconds)]
     pub close_timeout: Duration,
 
     /// Most clients served at once; the next one gets `503 Service Unavailable`.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(
+        help_heading = "Limits",
+        long,
+        value_name = "N",
+        default_value_t = 10_000
+    )]
     pub max_connections: usize,
 
     /// Origin allowed to open a WebSocket (repeat the flag for several); others get `403
     /// Forbidden`. Default: any origin.
-    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    #[arg(
+        help_heading = "Limits",
+        long = "allowed-origin",
+        value_name = "ORIGIN"
+    )]
     pub allowed_origins: Vec<String>,
 
     /// Subprotocol to accept (repeat for several): the client's first offer that is listed is
     /// chosen; `*` accepts whatever the client offers first. Default: none.
-    #[arg(long = "subprotocol", value_name = "NAME")]
+    #[arg(help_heading = "Modes", long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
 
     /// Broadcast mode: messages a client may have waiting to be sent to it; a client that
     /// falls this far behind is disconnected with close code 1013.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(
+        help_heading = "Limits",
+        long,
+        value_name = "N",
+        default_value_t = 1024
+    )]
     pub max_queue: usize,
 }
 

@@ -12,15 +12,20 @@ use log::info;
 struct Cli {
     /// Address or name to listen on (every address it resolves to); `0.0.0.0` or `::` to
     /// accept clients from other machines.
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, help_heading = "Listening", default_value = "localhost")]
     host: String,
 
     /// Port to listen on; 0 picks a free one (the log says which).
-    #[arg(long, env = "PORT", default_value_t = 8080)]
+    #[arg(long, help_heading = "Listening", env = "PORT", default_value_t = 8080)]
     port: u16,
 
     /// Worker threads; 1 runs everything on a single thread. Default: one per core.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(
+        long,
+        help_heading = "Listening",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
     threads: Option<u16>,
 
     #[command(flatten)]
