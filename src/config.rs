@@ -75,6 +75,11 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// Most clients served at once from one address (IPv6: one /64); the next one gets `429
+    /// Too Many Requests`. 0: no limit.
+    #[arg(help_heading = "Limits", long, value_name = "N", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+
     /// Origin allowed to open a WebSocket (repeat the flag for several); others get `403
     /// Forbidden`. Default: any origin.
     #[arg(

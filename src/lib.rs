@@ -17,8 +17,10 @@
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
 //! - `shutdown`: the shutdown signal and the wait for every task to finish.
 //! - `config`: the one [`Config`], built from the command line.
+//! - `address_limit`: connections per client address (`--max-connections-per-ip`).
 //! - `open_files`, `lock`: the open-files limit, and locking shared maps.
 
+mod address_limit;
 mod config;
 mod connection;
 mod handshake;

@@ -95,9 +95,9 @@ pub async fn serve(listeners: Vec<TcpListener>, config: Config, shutdown: impl F
 }
 
 /// Accepts clients on one listener. Each served client's task holds a connection slot (a
-/// semaphore permit) for exactly as long as it runs; a client that finds no slot is answered
-/// `503` by a task holding one of the few refusal slots, or simply closed when even those
-/// are taken.
+/// semaphore permit) and its address's place for exactly as long as it runs; a client that
+/// finds no slot is answered `503` (`429` when its address is over its share) by a task
+/// holding one of the few refusal slots, or simply closed when even those are taken.
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -126,24 +126,58 @@ async fn accept_loop(
         failures.succeeded();
         let _ = stream.set_nodelay(true);
         let task_shutdown = shutdown.clone();
-        match shared.connection_slots.clone().try_acquire_owned() {
-            Ok(permit) => {
+        // The per-address limit first, so that one host over its share cannot take the
+        // slots meant for others; then the overall limit.
+        let admitted = match shared.address_limit.admit(peer.ip()) {
+            None => Err(Refusal::Address),
+            Some(address_slot) => match shared.connection_slots.clone().try_acquire_owned() {
+                Ok(permit) => Ok((permit, address_slot)),
+                Err(_) => Err(Refusal::Full),
+            },
+        };
+        match admitted {
+            Ok(slots) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     connection::serve(stream, peer, &shared, task_shutdown).await;
-                    drop(permit);
+                    drop(slots);
                 });
             }
-            Err(_) => match refusal_slots.clone().try_acquire_owned() {
+            Err(refusal) => match refusal_slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let handshake_timeout = shared.config.handshake_timeout;
                     tokio::spawn(async move {
-                        refuse(stream, peer, handshake_timeout, task_shutdown).await;
+                        refuse(stream, peer, refusal, handshake_timeout, task_shutdown).await;
                         drop(permit);
                     });
                 }
-                Err(_) => debug!("peer {peer}: over the connection limit; closed"),
+                Err(_) => debug!("peer {peer}: refused ({}); closed", refusal.reason()),
             },
+        }
+    }
+}
+
+/// Why a client is refused before any WebSocket work.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// Every connection slot is taken: `503`.
+    Full,
+    /// The client's address holds its share already: `429`.
+    Address,
+}
+
+impl Refusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::Full => "connection limit reached",
+            Refusal::Address => "too many connections from this address",
+        }
+    }
+
+    fn response(self) -> http::Response {
+        match self {
+            Refusal::Full => http::Response::busy(),
+            Refusal::Address => http::Response::too_many_from_address(),
         }
     }
 }
@@ -207,16 +241,17 @@ impl AcceptFailures {
     }
 }
 
-/// Answers a client over the connection limit with `503`, after reading its request so the
+/// Answers a refused client (`503` or `429`), after reading its request so the
 /// answer is not lost to a reset.
 async fn refuse(
     mut stream: TcpStream,
     peer: SocketAddr,
+    refusal: Refusal,
     handshake_timeout: Duration,
     mut shutdown: Shutdown,
 ) {
-    info!("peer {peer}: refused, connection limit reached");
-    let response = http::Response::busy();
+    info!("peer {peer}: refused, {}", refusal.reason());
+    let response = refusal.response();
     tokio::select! {
         _ = tokio::time::timeout(handshake_timeout, async {
             if http::read_request(&mut stream).await.is_ok() {

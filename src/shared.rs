@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::address_limit::AddressLimit;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     pub hub: Arc<Hub>,
     /// One permit per client being served: the connection limit.
     pub connection_slots: Arc<Semaphore>,
+    /// Connections per client address.
+    pub address_limit: Arc<AddressLimit>,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ impl Shared {
             welcome,
             hub: Arc::default(),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            address_limit: Arc::new(AddressLimit::new(config.max_connections_per_ip)),
             config,
         }
     }

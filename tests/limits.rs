@@ -407,3 +407,64 @@ async fn a_client_dropped_for_not_reading_is_told_why_with_1008() {
     sending.abort();
     server.assert_no_errors_logged();
 }
+
+/// A WebSocket handshake from the local address `from` (any 127.x.y.z works on loopback).
+async fn connect_from(
+    server: &TestServer,
+    from: &str,
+) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = within("connect", socket.connect(server.addr))
+        .await
+        .unwrap();
+    within(
+        "the handshake",
+        tokio_tungstenite::client_async(
+            server.url("/"),
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        ),
+    )
+    .await
+    .map(|(client, _)| client)
+}
+
+#[tokio::test]
+async fn one_address_over_its_share_gets_429_while_others_connect() {
+    let server = TestServer::start(Config {
+        max_connections_per_ip: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut first = connect_from(&server, "127.0.0.1").await.unwrap();
+    let _second = connect_from(&server, "127.0.0.1").await.unwrap();
+    match connect_from(&server, "127.0.0.1").await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+        }
+        Err(other) => panic!("expected a 429, got {other}"),
+        Ok(_) => panic!("a third connection from one address was accepted over a limit of 2"),
+    }
+    let mut other_host = connect_from(&server, "127.0.0.2")
+        .await
+        .expect("another address is counted apart");
+    assert_eq!(
+        next_text(&mut other_host).await,
+        "Welcome to the WebSocket server!"
+    );
+    // The place frees when a client leaves.
+    within("close", first.close(None)).await.unwrap();
+    while let Some(Ok(_)) = within(
+        "the end of the stream",
+        futures_util::StreamExt::next(&mut first),
+    )
+    .await
+    {}
+    eventually("a freed place for 127.0.0.1", || async {
+        connect_from(&server, "127.0.0.1").await.is_ok()
+    })
+    .await;
+    drop((_second, other_host));
+    server.shut_down().await;
+}

@@ -75,6 +75,15 @@ impl Response {
         .with_header("Retry-After", "1")
     }
 
+    /// The answer for a client whose address already holds its share of connections.
+    pub(crate) fn too_many_from_address() -> Self {
+        Response::text(
+            http::StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests: too many connections from your address, try again later\n",
+        )
+        .with_header("Retry-After", "1")
+    }
+
     /// `/stats`: `{"connections":N,"rooms":{"/lobby":2,...}}`, where `connections` counts
     /// the connection slots taken (WebSocket clients plus HTTP requests being answered, this
     /// one included) and `rooms` the members of each broadcast room.
