@@ -30,7 +30,7 @@ pub(crate) async fn serve(
     else {
         return;
     };
-    info!("peer {peer} connected to {path}");
+    info!(peer:% = peer, path = path.as_str(); "peer {peer} connected to {path}");
     let mut session = Session::new(&mut socket, peer, &shared.config);
     let Err(end) = match shared.config.mode {
         Mode::Echo | Mode::Raw => Box::pin(echo::run(&mut session, shared, &mut shutdown)).await,

@@ -27,7 +27,7 @@ pub(crate) async fn run(
             Ok(Some(request)) => request,
             Ok(None) => return None,
             Err(_) => {
-                debug!("peer {peer}: no complete request within {limit:?}; answering 408");
+                debug!(peer:% = peer;"peer {peer}: no complete request within {limit:?}; answering 408");
                 let _ = timeout(limit, http::answer(&mut stream, &http::Response::timed_out())).await;
                 return None;
             }
@@ -49,7 +49,7 @@ async fn answer_or_upgrade(
     let request = match http::read_request(stream).await {
         Ok(request) => request,
         Err(error) => {
-            debug!("peer {peer}: {error}");
+            debug!(peer:% = peer;"peer {peer}: {error}");
             if let Some(response) = http::Response::for_error(&error) {
                 let _ = http::answer(stream, &response).await;
             }
@@ -63,6 +63,7 @@ async fn answer_or_upgrade(
                 && !response.headers().contains_key(&protocol)
             {
                 info!(
+                    peer:% = peer;
                     "peer {peer} offered subprotocol(s) {offer:?}, none of them accepted \
                      (--subprotocol); upgrading without one"
                 );
@@ -70,7 +71,7 @@ async fn answer_or_upgrade(
             return match http::send_upgrade(stream, &response).await {
                 Ok(()) => Some(request),
                 Err(error) => {
-                    debug!("peer {peer}: gone during the handshake: {error}");
+                    debug!(peer:% = peer;"peer {peer}: gone during the handshake: {error}");
                     None
                 }
             };
@@ -80,13 +81,14 @@ async fn answer_or_upgrade(
     }
     .for_method(request.head.method());
     info!(
+        peer:% = peer;
         "peer {peer}: {} {} -> {}",
         request.head.method(),
         request.head.uri(),
         response.status
     );
     if let Err(error) = http::answer(stream, &response).await {
-        debug!("peer {peer}: could not send the HTTP answer: {error}");
+        debug!(peer:% = peer;"peer {peer}: could not send the HTTP answer: {error}");
     }
     None
 }

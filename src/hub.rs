@@ -101,7 +101,10 @@ impl Hub {
             (room, id, size)
         };
         // Logged after the locks are released: writing a line must not hold up other joins.
-        info!("peer {peer} joined {} ({size} in room)", room.name);
+        info!(
+            peer:% = peer, room = room.name.as_str();
+            "peer {peer} joined {} ({size} in room)", room.name
+        );
         Membership {
             hub: self.clone(),
             room,
@@ -173,6 +176,7 @@ impl Drop for Membership {
             remaining
         };
         info!(
+            peer:% = self.peer, room = self.room.name.as_str();
             "peer {} left {} ({remaining} in room)",
             self.peer, self.room.name
         );

@@ -15,6 +15,7 @@
 //! - `hub`: broadcast mode's rooms and the fan-out to their members.
 //! - `socket`: tungstenite's WebSocket, driven from the task that owns the connection.
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
+//! - `json_log`: log lines as JSON objects, for `--log-format json`.
 //! - `shutdown`: the shutdown signal and the wait for every task to finish.
 //! - `config`: the one [`Config`], built from the command line.
 //! - `address_limit`: connections per client address (`--max-connections-per-ip`).
@@ -26,6 +27,7 @@ mod connection;
 mod handshake;
 mod http;
 mod hub;
+mod json_log;
 mod lock;
 mod open_files;
 mod read_ahead;
@@ -37,6 +39,7 @@ mod socket;
 
 pub use config::{Config, Mode, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
+pub use json_log::json_log_line;
 pub use open_files::raise_open_files_limit;
 pub use server::{bind, serve};
 pub use shutdown::terminated;

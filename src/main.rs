@@ -1,5 +1,6 @@
 //! The `wsecho` command: parse flags, set up logging, bind, and serve until SIGINT/SIGTERM.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,13 +29,33 @@ struct Cli {
     )]
     threads: Option<u16>,
 
+    /// Log lines as `text`, or `json`: one object per line with `ts`, `level`, `target`,
+    /// `msg` and `peer`, `room`, `path`, `code` where they apply. `RUST_LOG` sets the level.
+    #[arg(long, help_heading = "Observability", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(flatten)]
     config: wsecho::Config,
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if cli.log_format == LogFormat::Json {
+        logger.format(|out, record| {
+            let timestamp = out.timestamp_micros().to_string();
+            writeln!(out, "{}", wsecho::json_log_line(record, &timestamp))
+        });
+    }
+    logger.init();
 
     let mut builder = match cli.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

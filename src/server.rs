@@ -151,7 +151,9 @@ async fn accept_loop(
                         drop(permit);
                     });
                 }
-                Err(_) => debug!("peer {peer}: refused ({}); closed", refusal.reason()),
+                Err(_) => {
+                    debug!(peer:% = peer;"peer {peer}: refused ({}); closed", refusal.reason())
+                }
             },
         }
     }
@@ -250,7 +252,7 @@ async fn refuse(
     handshake_timeout: Duration,
     mut shutdown: Shutdown,
 ) {
-    info!("peer {peer}: refused, {}", refusal.reason());
+    info!(peer:% = peer;"peer {peer}: refused, {}", refusal.reason());
     let response = refusal.response();
     tokio::select! {
         _ = tokio::time::timeout(handshake_timeout, async {

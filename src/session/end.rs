@@ -90,20 +90,26 @@ impl End {
     fn log(&self, peer: SocketAddr) {
         match self {
             End::ClientClosed(Some(frame)) => {
-                info!("peer {peer} disconnected ({} {})", frame.code, frame.reason)
+                info!(peer:% = peer, code = u16::from(frame.code); "peer {peer} disconnected ({} {})", frame.code, frame.reason)
             }
-            End::ClientClosed(None) => info!("peer {peer} disconnected"),
-            End::Vanished(why) => info!("peer {peer} disconnected without a close frame: {why}"),
+            End::ClientClosed(None) => info!(peer:% = peer;"peer {peer} disconnected"),
+            End::Vanished(why) => {
+                info!(peer:% = peer;"peer {peer} disconnected without a close frame: {why}")
+            }
             End::Violation(frame) => {
-                info!("peer {peer} closed with {}: {}", frame.code, frame.reason)
+                info!(peer:% = peer, code = u16::from(frame.code); "peer {peer} closed with {}: {}", frame.code, frame.reason)
             }
-            End::Shutdown => debug!("peer {peer}: closing for shutdown"),
-            End::PingTimeout => info!("peer {peer} timed out: no answer to ping"),
+            End::Shutdown => debug!(peer:% = peer;"peer {peer}: closing for shutdown"),
+            End::PingTimeout => {
+                info!(peer:% = peer, code = 1008; "peer {peer} timed out: no answer to ping")
+            }
             End::NotReading => info!(
+                peer:% = peer, code = 1008;
                 "peer {peer} dropped: not reading what it is sent (its socket took nothing for \
                  the ping timeout)"
             ),
             End::Kicked(frame) => info!(
+                peer:% = peer, code = u16::from(frame.code);
                 "peer {peer} disconnected by the server ({} {})",
                 frame.code, frame.reason
             ),

@@ -219,5 +219,5 @@ fn log_message(peer: SocketAddr, message: &Message) {
         Message::Close(_) => "close",
         Message::Frame(_) => "frame",
     };
-    debug!("peer {peer} sent {kind} ({} bytes)", message.len());
+    debug!(peer:% = peer;"peer {peer} sent {kind} ({} bytes)", message.len());
 }

@@ -405,10 +405,15 @@ impl ServerProcess {
             let mut found = Some(found);
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // The address ends where the line (or, in JSON, the string) does.
                 if let Some(rest) = line.split("listening on ws://").nth(1)
                     && let Some(found) = found.take()
                 {
-                    let _ = found.send(rest.trim().to_owned());
+                    let address: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+                        .collect();
+                    let _ = found.send(address);
                 }
                 collected.lock().unwrap().push_str(&line);
                 collected.lock().unwrap().push('\n');

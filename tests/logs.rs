@@ -1,0 +1,68 @@
+//! `--log-format json`: every line the server writes is one JSON object, whatever clients
+//! put in the strings it logs.
+
+mod common;
+
+use common::*;
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_stay_one_object_per_line_under_hostile_input() {
+    let server = ServerProcess::start(&["--mode", "broadcast", "--log-format", "json"]).await;
+    let hostile_reason = "bye\"}\n{\"level\":\"ERROR\"}\u{1}\\";
+    let path = "/room%22%0A%7B%22x%22:1%7D";
+    let (mut client, _) = within(
+        "connect",
+        tokio_tungstenite::connect_async(format!("ws://{}{path}", server.addr)),
+    )
+    .await
+    .unwrap();
+    next_text(&mut client).await;
+    client
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: hostile_reason.into(),
+        })))
+        .await
+        .unwrap();
+    let _ = close_frame(&mut client).await;
+    // A plain request with a hostile target is logged with its answer.
+    let answer = raw_http(server.addr, b"GET /x%0D%0A\"y HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(answer.status, 200);
+    eventually("the disconnect to be logged", || async {
+        server.log().contains("disconnected")
+    })
+    .await;
+    let log = server.log();
+    let mut disconnect = None;
+    for line in log.lines() {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|error| panic!("not one JSON object ({error}): {line:?}"));
+        for field in ["ts", "level", "target", "msg"] {
+            assert!(object[field].is_string(), "{field} in {line}");
+        }
+        assert_ne!(object["level"], "ERROR", "{line}");
+        if object["msg"].as_str().unwrap().contains("disconnected") {
+            disconnect = Some(object);
+        }
+    }
+    let disconnect = disconnect.expect("a disconnect line");
+    assert!(disconnect["msg"].as_str().unwrap().contains(hostile_reason));
+    assert_eq!(disconnect["code"], 1000);
+    assert!(
+        disconnect["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let joined = log
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|object| object["msg"].as_str().unwrap().contains("joined"))
+        .expect("a join line");
+    assert_eq!(joined["room"], path);
+    server.assert_no_errors_logged();
+}
