@@ -94,6 +94,17 @@ pub struct Config {
     #[arg(help_heading = "Modes", long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
 
+    /// Network allowed to read `/metrics` (CIDR such as `10.0.0.0/8`, or one address; repeat
+    /// for several); others get `403`. Default: loopback only.
+    #[arg(
+        help_heading = "Observability",
+        long = "metrics-allow",
+        value_name = "CIDR",
+        default_values = ["127.0.0.0/8", "::1/128"],
+        value_parser = parse_network
+    )]
+    pub metrics_allow: Vec<ipnet::IpNet>,
+
     /// Broadcast mode: messages a client may have waiting to be sent to it; a client that
     /// falls this far behind is disconnected with close code 1013.
     #[arg(
@@ -139,6 +150,14 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     number
         .checked_mul(multiplier)
         .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Parses a network in CIDR form (`10.0.0.0/8`, `fd00::/8`) or a single address.
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not a network: expected e.g. 10.0.0.0/8 or ::1"))
 }
 
 /// Parses a number of seconds, fractions allowed (`0.5`), into a [`Duration`].

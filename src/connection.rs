@@ -31,12 +31,15 @@ pub(crate) async fn serve(
         return;
     };
     info!(peer:% = peer, path = path.as_str(); "peer {peer} connected to {path}");
-    let mut session = Session::new(&mut socket, peer, &shared.config);
+    shared.metrics.websocket_open.increment(1);
+    let mut session = Session::new(&mut socket, peer, shared);
     let Err(end) = match shared.config.mode {
         Mode::Echo | Mode::Raw => Box::pin(echo::run(&mut session, shared, &mut shutdown)).await,
         Mode::Broadcast => {
             Box::pin(broadcast::run(&mut session, shared, &path, &mut shutdown)).await
         }
     };
-    Box::pin(finish(&mut socket, peer, end, shared.config.close_timeout)).await;
+    session.flush_metrics();
+    Box::pin(finish(&mut socket, peer, end, shared)).await;
+    shared.metrics.websocket_open.decrement(1);
 }

@@ -22,18 +22,21 @@ pub(crate) async fn run(
     shutdown: &mut Shutdown,
 ) -> Option<(Socket, String)> {
     let limit = shared.config.handshake_timeout;
+    let started = std::time::Instant::now();
     let request = tokio::select! {
         outcome = timeout(limit, answer_or_upgrade(&mut stream, peer, shared)) => match outcome {
             Ok(Some(request)) => request,
             Ok(None) => return None,
             Err(_) => {
                 debug!(peer:% = peer;"peer {peer}: no complete request within {limit:?}; answering 408");
+                shared.metrics.http_answer(408);
                 let _ = timeout(limit, http::answer(&mut stream, &http::Response::timed_out())).await;
                 return None;
             }
         },
         _ = shutdown.recv() => return None,
     };
+    shared.metrics.handshake_took(started.elapsed());
     let path = request.head.uri().path().to_owned();
     let socket = Socket::new(stream, request.tail, shared.websocket_config);
     Some((socket, path))
@@ -51,6 +54,7 @@ async fn answer_or_upgrade(
         Err(error) => {
             debug!(peer:% = peer;"peer {peer}: {error}");
             if let Some(response) = http::Response::for_error(&error) {
+                shared.metrics.http_answer(response.status.as_u16());
                 let _ = http::answer(stream, &response).await;
             }
             return None;
@@ -69,7 +73,10 @@ async fn answer_or_upgrade(
                 );
             }
             return match http::send_upgrade(stream, &response).await {
-                Ok(()) => Some(request),
+                Ok(()) => {
+                    shared.metrics.http_answer(101);
+                    Some(request)
+                }
                 Err(error) => {
                     debug!(peer:% = peer;"peer {peer}: gone during the handshake: {error}");
                     None
@@ -77,9 +84,21 @@ async fn answer_or_upgrade(
             };
         }
         Route::Stats => http::Response::stats(shared.open_connections(), shared.hub.room_sizes()),
+        Route::Metrics if metrics_allowed(peer, &shared.config.metrics_allow) => {
+            http::Response::metrics(
+                shared
+                    .metrics
+                    .render(shared.open_connections(), &shared.hub.room_sizes()),
+            )
+        }
+        Route::Metrics => http::Response::text(
+            tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN,
+            "Forbidden: /metrics is not open to this address (--metrics-allow)\n",
+        ),
         Route::Answer(response) => response,
     }
     .for_method(request.head.method());
+    shared.metrics.http_answer(response.status.as_u16());
     info!(
         peer:% = peer;
         "peer {peer}: {} {} -> {}",
@@ -91,4 +110,10 @@ async fn answer_or_upgrade(
         debug!(peer:% = peer;"peer {peer}: could not send the HTTP answer: {error}");
     }
     None
+}
+
+/// Whether `peer` may read `/metrics`. An IPv4 client on an IPv6 socket is matched as IPv4.
+fn metrics_allowed(peer: SocketAddr, allowed: &[ipnet::IpNet]) -> bool {
+    let address = peer.ip().to_canonical();
+    allowed.iter().any(|network| network.contains(&address))
 }

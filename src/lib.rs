@@ -15,6 +15,7 @@
 //! - `hub`: broadcast mode's rooms and the fan-out to their members.
 //! - `socket`: tungstenite's WebSocket, driven from the task that owns the connection.
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
+//! - `metrics`: the counters and gauges `/metrics` reports.
 //! - `json_log`: log lines as JSON objects, for `--log-format json`.
 //! - `shutdown`: the shutdown signal and the wait for every task to finish.
 //! - `config`: the one [`Config`], built from the command line.
@@ -29,6 +30,7 @@ mod http;
 mod hub;
 mod json_log;
 mod lock;
+mod metrics;
 mod open_files;
 mod read_ahead;
 mod server;
@@ -37,7 +39,7 @@ mod shared;
 mod shutdown;
 mod socket;
 
-pub use config::{Config, Mode, parse_seconds, parse_size};
+pub use config::{Config, Mode, parse_network, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
 pub use json_log::json_log_line;
 pub use open_files::raise_open_files_limit;

@@ -124,6 +124,7 @@ async fn accept_loop(
             }
         };
         failures.succeeded();
+        shared.metrics.accepted.increment(1);
         let _ = stream.set_nodelay(true);
         let task_shutdown = shutdown.clone();
         // The per-address limit first, so that one host over its share cannot take the
@@ -145,9 +146,9 @@ async fn accept_loop(
             }
             Err(refusal) => match refusal_slots.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    let handshake_timeout = shared.config.handshake_timeout;
+                    let shared = shared.clone();
                     tokio::spawn(async move {
-                        refuse(stream, peer, refusal, handshake_timeout, task_shutdown).await;
+                        refuse(stream, peer, refusal, &shared, task_shutdown).await;
                         drop(permit);
                     });
                 }
@@ -249,14 +250,15 @@ async fn refuse(
     mut stream: TcpStream,
     peer: SocketAddr,
     refusal: Refusal,
-    handshake_timeout: Duration,
+    shared: &Shared,
     mut shutdown: Shutdown,
 ) {
     info!(peer:% = peer;"peer {peer}: refused, {}", refusal.reason());
     let response = refusal.response();
     tokio::select! {
-        _ = tokio::time::timeout(handshake_timeout, async {
+        _ = tokio::time::timeout(shared.config.handshake_timeout, async {
             if http::read_request(&mut stream).await.is_ok() {
+                shared.metrics.http_answer(response.status.as_u16());
                 let _ = http::answer(&mut stream, &response).await;
             }
         }) => {}

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::address_limit::AddressLimit;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 
 /// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
 /// default (128 KiB) costs that much memory on every idle client and zero-fills it on every
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub connection_slots: Arc<Semaphore>,
     /// Connections per client address.
     pub address_limit: Arc<AddressLimit>,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 impl Shared {
@@ -68,6 +71,7 @@ impl Shared {
             hub: Arc::default(),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             address_limit: Arc::new(AddressLimit::new(config.max_connections_per_ip)),
+            metrics: Metrics::new(config.mode),
             config,
         }
     }

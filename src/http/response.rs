@@ -104,6 +104,17 @@ impl Response {
         }
     }
 
+    /// `/metrics`: the Prometheus text exposition that metrics-exporter-prometheus wrote.
+    pub(crate) fn metrics(exposition: String) -> Self {
+        Response {
+            status: http::StatusCode::OK,
+            headers: vec![("Cache-Control", "no-store")],
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: Cow::Owned(exposition),
+            omit_body: false,
+        }
+    }
+
     /// Adds a header to the ones every response carries.
     pub(crate) fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
         self.headers.push((name, value));

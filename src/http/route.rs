@@ -16,6 +16,8 @@ pub(crate) enum Route {
     Upgrade(http::Response<()>),
     /// `GET /stats`: the caller, which sees the server's state, builds the answer.
     Stats,
+    /// `GET /metrics`: the caller decides whether the client may see it, and builds it.
+    Metrics,
     /// Anything else: send this response and close.
     Answer(Response),
 }
@@ -25,6 +27,7 @@ enum Page {
     Client,
     Health,
     Stats,
+    Metrics,
 }
 
 /// The methods the pages answer, as the `Allow` header lists them.
@@ -39,6 +42,7 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
         "/" => Some(Page::Client),
         "/healthz" => Some(Page::Health),
         "/stats" => Some(Page::Stats),
+        "/metrics" => Some(Page::Metrics),
         // `OPTIONS *` and the like: the server as a whole, which answers no method but these.
         "*" => None,
         // In broadcast mode the path names a room, and each room has the page.
@@ -68,6 +72,7 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
         }),
         Page::Health => Route::Answer(Response::text(http::StatusCode::OK, "ok")),
         Page::Stats => Route::Stats,
+        Page::Metrics => Route::Metrics,
     }
 }
 
@@ -269,7 +274,7 @@ mod tests {
         match route {
             Route::Answer(response) => response.status.as_u16(),
             Route::Upgrade(_) => 101,
-            Route::Stats => 200,
+            Route::Stats | Route::Metrics => 200,
         }
     }
 

@@ -134,7 +134,7 @@ fn write_queued(
 ) -> Result<(), End> {
     let mut next = first;
     for _ in 1..BATCH {
-        session.socket.feed_now(next).map_err(End::from_error)?;
+        session.send_now(next)?;
         if session.socket.is_backed_up() {
             return Ok(());
         }
@@ -145,5 +145,5 @@ fn write_queued(
             }
         }
     }
-    session.socket.feed_now(next).map_err(End::from_error)
+    session.send_now(next)
 }

@@ -4,7 +4,6 @@
 //! session can end is listed in one place.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use log::{debug, info};
 use tokio::time::timeout;
@@ -12,6 +11,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes, error::ProtocolError};
 
+use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::socket::Socket;
 
 /// Why a session ended: decides the close frame sent, if any, and the log line.
@@ -85,6 +86,31 @@ impl End {
         }
     }
 
+    /// Counts the end in the metrics: the close frames it receives and sends, and the
+    /// server's reasons for ending.
+    fn count(&self, metrics: &Metrics) {
+        match self {
+            // tungstenite answers a close frame with the same code.
+            End::ClientClosed(Some(frame)) => {
+                metrics.close_received(frame.code.into());
+                metrics.close_sent(frame.code.into());
+            }
+            End::PingTimeout => {
+                metrics.ping_timeouts.increment(1);
+            }
+            End::NotReading => {
+                metrics.not_reading.increment(1);
+            }
+            End::Kicked(_) => {
+                metrics.evictions.increment(1);
+            }
+            _ => {}
+        }
+        if let Some(frame) = self.close_frame() {
+            metrics.close_sent(frame.code.into());
+        }
+    }
+
     /// Logs the end once, with the peer address: at `info`, since a client's comings and
     /// goings are what the default log shows; a shutdown's many closes only at `debug`.
     fn log(&self, peer: SocketAddr) {
@@ -131,13 +157,10 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
 
 /// Sends the close frame the ending calls for, waits (at most `close_timeout`) for the
 /// client's answer, and logs the end once.
-pub(crate) async fn finish(
-    socket: &mut Socket,
-    peer: SocketAddr,
-    end: End,
-    close_timeout: Duration,
-) {
+pub(crate) async fn finish(socket: &mut Socket, peer: SocketAddr, end: End, shared: &Shared) {
     end.log(peer);
+    end.count(&shared.metrics);
+    let close_timeout = shared.config.close_timeout;
     let Some(frame) = end.close_frame() else {
         if let End::ClientClosed(_) = end {
             // The reply to the client's close frame, if tungstenite has queued one.

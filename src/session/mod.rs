@@ -25,6 +25,8 @@ use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use crate::config::Config;
+use crate::metrics::{Metrics, Traffic};
+use crate::shared::Shared;
 use crate::socket::Socket;
 use end::End;
 use keepalive::{Keepalive, Tick};
@@ -55,16 +57,35 @@ pub(crate) struct Session<'a> {
     peer: SocketAddr,
     config: &'a Config,
     keepalive: Keepalive,
+    metrics: &'a Metrics,
+    /// Messages and bytes not yet added to `metrics`.
+    traffic: Traffic,
 }
 
 impl<'a> Session<'a> {
     /// A session over an upgraded socket; the keepalive clock starts now.
-    pub(crate) fn new(socket: &'a mut Socket, peer: SocketAddr, config: &'a Config) -> Self {
+    pub(crate) fn new(socket: &'a mut Socket, peer: SocketAddr, shared: &'a Shared) -> Self {
+        let config = &shared.config;
         Session {
             socket,
             peer,
             config,
             keepalive: Keepalive::new(config.ping_interval, config.ping_timeout),
+            metrics: &shared.metrics,
+            traffic: Traffic::default(),
+        }
+    }
+
+    /// Adds what this session has counted to the shared metrics; called by the session's
+    /// owner when it ends.
+    pub(crate) fn flush_metrics(&mut self) {
+        self.traffic.flush(self.metrics);
+    }
+
+    /// Counts a data message sent.
+    fn count_sent(&mut self, message: &Message) {
+        if self.traffic.sent(message) {
+            self.traffic.flush(self.metrics);
         }
     }
 
@@ -72,7 +93,15 @@ impl<'a> Session<'a> {
     /// timeout: a client that does not read for that long is dropped rather than left to
     /// hold the server's memory.
     async fn deliver(&mut self, message: Message) -> Result<(), End> {
+        self.count_sent(&message);
         with_write_deadline(self.config.ping_timeout, self.socket.feed(message)).await
+    }
+
+    /// Queues a message for the client at once; only for when nothing is backed up (see
+    /// [`Socket::feed_now`]).
+    fn send_now(&mut self, message: Message) -> Result<(), End> {
+        self.count_sent(&message);
+        self.socket.feed_now(message).map_err(End::from_error)
     }
 
     /// Writes out everything queued, with the same deadline as [`Session::deliver`].
@@ -104,6 +133,9 @@ impl<'a> Session<'a> {
         };
         self.keepalive.heard();
         log_message(self.peer, &message);
+        if self.traffic.received(&message) {
+            self.traffic.flush(self.metrics);
+        }
         match message {
             Message::Text(_) | Message::Binary(_) => Ok(Some(message)),
             // tungstenite has queued the reply; `finish` sends it.
@@ -116,6 +148,8 @@ impl<'a> Session<'a> {
     /// for: each loop decides whether it may wait for the socket (see
     /// [`Session::flush_now`]).
     fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> Result<(), End> {
+        // A quiet moment: let the metrics catch up with a connection that sends little.
+        self.traffic.flush(self.metrics);
         match self.keepalive.on_timer() {
             Tick::Ping => self
                 .socket
@@ -146,7 +180,7 @@ impl<'a> Session<'a> {
                 if self.socket.is_backed_up() {
                     self.deliver(reply).await?;
                 } else {
-                    self.socket.feed_now(reply).map_err(End::from_error)?;
+                    self.send_now(reply)?;
                 }
             }
             handled += 1;

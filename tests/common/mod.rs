@@ -494,3 +494,22 @@ pub async fn expect_close_after_sending(addr: SocketAddr, bytes: &[u8], code: Cl
     let mut client = as_client(stream).await;
     expect_close_code(&mut client, code).await;
 }
+
+/// The path of an external tool a test needs, or `None` after printing one line saying how
+/// to install it. With `WSECHO_REQUIRE_TOOLS=1` (CI sets it) a missing tool fails the test
+/// instead, so CI never skips.
+pub fn required_tool(name: &str, install: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("WSECHO_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{name} is required (WSECHO_REQUIRE_TOOLS=1); install it with: {install}"
+        );
+        println!("skipped: {name} is not installed ({install})");
+    }
+    found
+}

@@ -1,0 +1,450 @@
+//! What `/metrics` reports, in the Prometheus text exposition format: the `metrics` crate's
+//! handles count, and `metrics-exporter-prometheus` writes the format. The recorder is the
+//! server's own (not the process-wide one), so several servers in one process (as in the
+//! tests) count apart.
+//!
+//! Counting must not slow the per-message path, so a session counts its messages and bytes
+//! in plain fields of its own ([`Traffic`]) and adds them to the shared counters only every
+//! [`Traffic::FLUSH_EVERY`] messages, when its keepalive timer fires, and when it ends: a
+//! busy connection's figures lag by at most that many messages, an idle one's by at most
+//! `--ping-interval`, and a closed one's not at all. Everything else here happens once per
+//! connection or per HTTP request, through handles resolved when the server starts.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::config::Mode;
+
+/// The HTTP statuses counted apart; any other is counted as "other".
+const STATUSES: [&str; 12] = [
+    "101", "200", "400", "403", "404", "405", "408", "426", "429", "431", "503", "other",
+];
+
+/// The close-code classes counted apart.
+const CLOSE_CLASSES: [&str; 8] = [
+    "1000", "1001", "1002", "1007", "1008", "1009", "1013", "other",
+];
+
+/// Handshake duration buckets, in seconds: 100 µs to about 6.5 s, by fours.
+const HANDSHAKE_BUCKETS: [f64; 9] = [
+    0.0001, 0.0004, 0.0016, 0.0064, 0.0256, 0.1024, 0.4096, 1.6384, 6.5536,
+];
+
+/// Registers metrics with the server's recorder and describes them (the HELP lines).
+struct Registrar {
+    recorder: PrometheusRecorder,
+}
+
+impl Registrar {
+    fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(key, value)| Label::new(*key, *value))
+            .collect();
+        Key::from_parts(name, labels)
+    }
+
+    fn metadata() -> Metadata<'static> {
+        Metadata::new(module_path!(), Level::INFO, Some(module_path!()))
+    }
+
+    fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &'static str)],
+    ) -> Counter {
+        self.recorder
+            .describe_counter(name.into(), None, help.into());
+        self.recorder
+            .register_counter(&Self::key(name, labels), &Self::metadata())
+    }
+
+    fn gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &'static str)],
+    ) -> Gauge {
+        self.recorder.describe_gauge(name.into(), None, help.into());
+        self.recorder
+            .register_gauge(&Self::key(name, labels), &Self::metadata())
+    }
+}
+
+/// The shared counters and gauges, resolved once.
+pub(crate) struct Metrics {
+    handle: PrometheusHandle,
+    /// TCP connections accepted.
+    pub accepted: Counter,
+    /// HTTP answers, in the order of [`STATUSES`].
+    http_answers: Vec<Counter>,
+    /// WebSocket sessions open now (labelled with the mode).
+    pub websocket_open: Gauge,
+    connection_slots: Gauge,
+    rooms: Gauge,
+    largest_room: Gauge,
+    received: TrafficCounters,
+    sent: TrafficCounters,
+    /// Close frames sent and received, in the order of [`CLOSE_CLASSES`].
+    close_sent: Vec<Counter>,
+    close_received: Vec<Counter>,
+    /// Broadcast members disconnected for falling behind (1013).
+    pub evictions: Counter,
+    /// Clients closed for not answering a ping.
+    pub ping_timeouts: Counter,
+    /// Clients dropped for not reading what they are sent.
+    pub not_reading: Counter,
+    handshake_seconds: Histogram,
+}
+
+/// Messages and bytes one way, by frame type (index 0 text, 1 binary).
+struct TrafficCounters {
+    messages: [Counter; 2],
+    bytes: [Counter; 2],
+}
+
+impl TrafficCounters {
+    fn register(
+        registrar: &Registrar,
+        messages: &'static str,
+        bytes: &'static str,
+        way: &'static str,
+    ) -> Self {
+        let (messages_help, bytes_help) = match way {
+            "received" => (
+                "WebSocket data messages received, by type",
+                "Payload bytes of the WebSocket data messages received, by type",
+            ),
+            _ => (
+                "WebSocket data messages sent, by type",
+                "Payload bytes of the WebSocket data messages sent, by type",
+            ),
+        };
+        let of = |name, help, kind| registrar.counter(name, help, &[("type", kind)]);
+        TrafficCounters {
+            messages: [
+                of(messages, messages_help, "text"),
+                of(messages, messages_help, "binary"),
+            ],
+            bytes: [
+                of(bytes, bytes_help, "text"),
+                of(bytes, bytes_help, "binary"),
+            ],
+        }
+    }
+}
+
+/// Index 0 counts text, 1 binary.
+fn type_index(message: &Message) -> Option<usize> {
+    match message {
+        Message::Text(_) => Some(0),
+        Message::Binary(_) => Some(1),
+        _ => None,
+    }
+}
+
+/// Where a close code is counted in [`CLOSE_CLASSES`].
+fn close_class(code: u16) -> usize {
+    let text = code.to_string();
+    CLOSE_CLASSES
+        .iter()
+        .position(|class| *class == text)
+        .unwrap_or(CLOSE_CLASSES.len() - 1)
+}
+
+impl Metrics {
+    /// Registers everything; `mode` labels the open-sessions gauge.
+    pub(crate) fn new(mode: Mode) -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&HANDSHAKE_BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            // The buckets are a non-empty constant: this cannot fail.
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        let registrar = Registrar { recorder };
+        let mode_name = match mode {
+            Mode::Echo => "echo",
+            Mode::Raw => "raw",
+            Mode::Broadcast => "broadcast",
+        };
+        let close = |name, help| -> Vec<Counter> {
+            CLOSE_CLASSES
+                .iter()
+                .map(|class| registrar.counter(name, help, &[("code", class)]))
+                .collect()
+        };
+        let handshake_name = "wsecho_handshake_duration_seconds";
+        registrar.recorder.describe_histogram(
+            handshake_name.into(),
+            None,
+            "Time from accepting a connection to sending its 101".into(),
+        );
+        let handshake_seconds = registrar
+            .recorder
+            .register_histogram(&Registrar::key(handshake_name, &[]), &Registrar::metadata());
+        Metrics {
+            accepted: registrar.counter("wsecho_tcp_accepted_total", "TCP connections accepted", &[]),
+            http_answers: STATUSES
+                .iter()
+                .map(|status| {
+                    registrar.counter(
+                        "wsecho_http_answers_total",
+                        "HTTP answers sent, by status (101 is an upgrade)",
+                        &[("status", status)],
+                    )
+                })
+                .collect(),
+            websocket_open: registrar.gauge(
+                "wsecho_websocket_connections",
+                "WebSocket sessions open now, by mode",
+                &[("mode", mode_name)],
+            ),
+            connection_slots: registrar.gauge(
+                "wsecho_connections",
+                "Connection slots taken now: WebSocket clients and HTTP requests being answered, as /stats counts them",
+                &[],
+            ),
+            rooms: registrar.gauge("wsecho_rooms", "Broadcast rooms with members", &[]),
+            largest_room: registrar.gauge(
+                "wsecho_largest_room_members",
+                "Members of the largest broadcast room",
+                &[],
+            ),
+            received: TrafficCounters::register(
+                &registrar,
+                "wsecho_messages_received_total",
+                "wsecho_message_bytes_received_total",
+                "received",
+            ),
+            sent: TrafficCounters::register(
+                &registrar,
+                "wsecho_messages_sent_total",
+                "wsecho_message_bytes_sent_total",
+                "sent",
+            ),
+            close_sent: close("wsecho_close_frames_sent_total", "Close frames sent, by code"),
+            close_received: close(
+                "wsecho_close_frames_received_total",
+                "Close frames received with a code, by code",
+            ),
+            evictions: registrar.counter(
+                "wsecho_broadcast_evictions_total",
+                "Broadcast members disconnected for falling more than --max-queue behind",
+                &[],
+            ),
+            ping_timeouts: registrar.counter(
+                "wsecho_ping_timeouts_total",
+                "Clients closed for not answering a ping within --ping-timeout",
+                &[],
+            ),
+            not_reading: registrar.counter(
+                "wsecho_not_reading_drops_total",
+                "Clients dropped for taking nothing they were sent within --ping-timeout",
+                &[],
+            ),
+            handshake_seconds,
+            handle,
+        }
+    }
+
+    /// Counts an HTTP answer (or a 101) with `status`.
+    pub(crate) fn http_answer(&self, status: u16) {
+        let text = status.to_string();
+        let index = STATUSES
+            .iter()
+            .position(|counted| *counted == text)
+            .unwrap_or(STATUSES.len() - 1);
+        self.http_answers[index].increment(1);
+    }
+
+    /// Counts a close frame sent with `code`.
+    pub(crate) fn close_sent(&self, code: u16) {
+        self.close_sent[close_class(code)].increment(1);
+    }
+
+    /// Counts a close frame received with `code`.
+    pub(crate) fn close_received(&self, code: u16) {
+        self.close_received[close_class(code)].increment(1);
+    }
+
+    /// Records how long a handshake took.
+    pub(crate) fn handshake_took(&self, duration: Duration) {
+        self.handshake_seconds.record(duration.as_secs_f64());
+    }
+
+    /// The text exposition, with the gauges that are read from the server's state set to
+    /// `connections` slots taken and the given room sizes.
+    pub(crate) fn render(&self, connections: usize, room_sizes: &[(String, usize)]) -> String {
+        self.connection_slots.set(connections as f64);
+        self.rooms.set(room_sizes.len() as f64);
+        let largest = room_sizes.iter().map(|(_, size)| *size).max().unwrap_or(0);
+        self.largest_room.set(largest as f64);
+        self.handle.render()
+    }
+}
+
+/// One session's message counts not yet added to the shared counters.
+#[derive(Default)]
+pub(crate) struct Traffic {
+    received_messages: [u64; 2],
+    received_bytes: [u64; 2],
+    sent_messages: [u64; 2],
+    sent_bytes: [u64; 2],
+    /// Messages counted since the last flush.
+    pending: u32,
+}
+
+impl Traffic {
+    /// Messages counted locally before they are added to the shared counters.
+    pub(crate) const FLUSH_EVERY: u32 = 64;
+
+    /// Counts a data message received; returns whether it is time to flush.
+    pub(crate) fn received(&mut self, message: &Message) -> bool {
+        if let Some(index) = type_index(message) {
+            self.received_messages[index] += 1;
+            self.received_bytes[index] += message.len() as u64;
+            self.pending += 1;
+        }
+        self.pending >= Self::FLUSH_EVERY
+    }
+
+    /// Counts a data message sent; returns whether it is time to flush.
+    pub(crate) fn sent(&mut self, message: &Message) -> bool {
+        if let Some(index) = type_index(message) {
+            self.sent_messages[index] += 1;
+            self.sent_bytes[index] += message.len() as u64;
+            self.pending += 1;
+        }
+        self.pending >= Self::FLUSH_EVERY
+    }
+
+    /// Adds the local counts to the shared counters and starts over.
+    pub(crate) fn flush(&mut self, metrics: &Metrics) {
+        if self.pending == 0 {
+            return;
+        }
+        for index in 0..2 {
+            add(
+                &metrics.received.messages[index],
+                self.received_messages[index],
+            );
+            add(&metrics.received.bytes[index], self.received_bytes[index]);
+            add(&metrics.sent.messages[index], self.sent_messages[index]);
+            add(&metrics.sent.bytes[index], self.sent_bytes[index]);
+        }
+        *self = Traffic::default();
+    }
+}
+
+fn add(counter: &Counter, amount: u64) {
+    if amount > 0 {
+        counter.increment(amount);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample `name` (with its labels) in `text`.
+    fn sample(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+    }
+
+    #[test]
+    fn local_counts_reach_the_shared_counters_on_flush() {
+        let metrics = Metrics::new(Mode::Raw);
+        let mut traffic = Traffic::default();
+        traffic.received(&Message::text("four"));
+        traffic.received(&Message::binary(vec![0u8; 10]));
+        traffic.sent(&Message::text("four"));
+        traffic.received(&Message::Ping(Default::default()));
+        let before = metrics.render(0, &[]);
+        assert_eq!(
+            sample(&before, "wsecho_messages_received_total{type=\"text\"}"),
+            0.0
+        );
+        traffic.flush(&metrics);
+        traffic.flush(&metrics);
+        let after = metrics.render(0, &[]);
+        assert_eq!(
+            sample(&after, "wsecho_messages_received_total{type=\"text\"}"),
+            1.0
+        );
+        assert_eq!(
+            sample(&after, "wsecho_message_bytes_received_total{type=\"text\"}"),
+            4.0
+        );
+        assert_eq!(
+            sample(&after, "wsecho_messages_received_total{type=\"binary\"}"),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &after,
+                "wsecho_message_bytes_received_total{type=\"binary\"}"
+            ),
+            10.0
+        );
+        assert_eq!(
+            sample(&after, "wsecho_messages_sent_total{type=\"text\"}"),
+            1.0
+        );
+    }
+
+    #[test]
+    fn a_flush_is_asked_for_every_64_messages() {
+        let mut traffic = Traffic::default();
+        let asked = (1..=128)
+            .filter(|_| traffic.received(&Message::text("x")))
+            .count();
+        assert!(asked >= 1);
+        assert!(!Traffic::default().received(&Message::text("x")));
+    }
+
+    #[test]
+    fn close_codes_and_statuses_fall_into_their_classes() {
+        let metrics = Metrics::new(Mode::Echo);
+        metrics.close_sent(1009);
+        metrics.close_sent(1003);
+        metrics.close_sent(4000);
+        metrics.http_answer(429);
+        metrics.http_answer(418);
+        let text = metrics.render(0, &[]);
+        assert_eq!(
+            sample(&text, "wsecho_close_frames_sent_total{code=\"1009\"}"),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, "wsecho_close_frames_sent_total{code=\"other\"}"),
+            2.0
+        );
+        assert_eq!(
+            sample(&text, "wsecho_http_answers_total{status=\"429\"}"),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, "wsecho_http_answers_total{status=\"other\"}"),
+            1.0
+        );
+    }
+
+    #[test]
+    fn the_gauges_read_from_the_state_are_set_when_rendering() {
+        let metrics = Metrics::new(Mode::Broadcast);
+        let text = metrics.render(3, &[("/a".into(), 2), ("/b".into(), 5)]);
+        assert_eq!(sample(&text, "wsecho_connections"), 3.0);
+        assert_eq!(sample(&text, "wsecho_rooms"), 2.0);
+        assert_eq!(sample(&text, "wsecho_largest_room_members"), 5.0);
+        assert_eq!(
+            sample(&text, "wsecho_websocket_connections{mode=\"broadcast\"}"),
+            0.0
+        );
+    }
+}
