@@ -4,17 +4,14 @@
 //! tests) count apart.
 //!
 //! Counting must not slow the per-message path, so a session counts its messages and bytes
-//! in plain fields of its own ([`Traffic`]) and adds them to the shared counters only every
-//! [`Traffic::FLUSH_EVERY`] messages, when its keepalive timer fires, and when it ends: a
-//! busy connection's figures lag by at most that many messages, an idle one's by at most
-//! `--ping-interval`, and a closed one's not at all. Everything else here happens once per
-//! connection or per HTTP request, through handles resolved when the server starts.
+//! in plain fields of its own (`session::traffic`) and adds them here now and then, through
+//! [`Metrics::add_traffic`]. Everything else here happens once per connection or per HTTP
+//! request, through handles resolved when the server starts.
 
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::Mode;
 
@@ -135,15 +132,6 @@ impl TrafficCounters {
                 of(bytes, bytes_help, "binary"),
             ],
         }
-    }
-}
-
-/// Index 0 counts text, 1 binary.
-fn type_index(message: &Message) -> Option<usize> {
-    match message {
-        Message::Text(_) => Some(0),
-        Message::Binary(_) => Some(1),
-        _ => None,
     }
 }
 
@@ -271,6 +259,19 @@ impl Metrics {
         self.close_received[close_class(code)].increment(1);
     }
 
+    /// Adds what a session counted to the shared counters.
+    pub(crate) fn add_traffic(&self, counts: &TrafficCounts) {
+        for index in 0..2 {
+            add(
+                &self.received.messages[index],
+                counts.received_messages[index],
+            );
+            add(&self.received.bytes[index], counts.received_bytes[index]);
+            add(&self.sent.messages[index], counts.sent_messages[index]);
+            add(&self.sent.bytes[index], counts.sent_bytes[index]);
+        }
+    }
+
     /// Records how long a handshake took.
     pub(crate) fn handshake_took(&self, duration: Duration) {
         self.handshake_seconds.record(duration.as_secs_f64());
@@ -287,57 +288,14 @@ impl Metrics {
     }
 }
 
-/// One session's message counts not yet added to the shared counters.
+/// Messages and bytes counted by one session since it last added them to the shared
+/// counters; index 0 is text, 1 binary.
 #[derive(Default)]
-pub(crate) struct Traffic {
-    received_messages: [u64; 2],
-    received_bytes: [u64; 2],
-    sent_messages: [u64; 2],
-    sent_bytes: [u64; 2],
-    /// Messages counted since the last flush.
-    pending: u32,
-}
-
-impl Traffic {
-    /// Messages counted locally before they are added to the shared counters.
-    pub(crate) const FLUSH_EVERY: u32 = 64;
-
-    /// Counts a data message received; returns whether it is time to flush.
-    pub(crate) fn received(&mut self, message: &Message) -> bool {
-        if let Some(index) = type_index(message) {
-            self.received_messages[index] += 1;
-            self.received_bytes[index] += message.len() as u64;
-            self.pending += 1;
-        }
-        self.pending >= Self::FLUSH_EVERY
-    }
-
-    /// Counts a data message sent; returns whether it is time to flush.
-    pub(crate) fn sent(&mut self, message: &Message) -> bool {
-        if let Some(index) = type_index(message) {
-            self.sent_messages[index] += 1;
-            self.sent_bytes[index] += message.len() as u64;
-            self.pending += 1;
-        }
-        self.pending >= Self::FLUSH_EVERY
-    }
-
-    /// Adds the local counts to the shared counters and starts over.
-    pub(crate) fn flush(&mut self, metrics: &Metrics) {
-        if self.pending == 0 {
-            return;
-        }
-        for index in 0..2 {
-            add(
-                &metrics.received.messages[index],
-                self.received_messages[index],
-            );
-            add(&metrics.received.bytes[index], self.received_bytes[index]);
-            add(&metrics.sent.messages[index], self.sent_messages[index]);
-            add(&metrics.sent.bytes[index], self.sent_bytes[index]);
-        }
-        *self = Traffic::default();
-    }
+pub(crate) struct TrafficCounts {
+    pub received_messages: [u64; 2],
+    pub received_bytes: [u64; 2],
+    pub sent_messages: [u64; 2],
+    pub sent_bytes: [u64; 2],
 }
 
 fn add(counter: &Counter, amount: u64) {
@@ -358,54 +316,30 @@ mod tests {
     }
 
     #[test]
-    fn local_counts_reach_the_shared_counters_on_flush() {
+    fn added_traffic_reaches_the_rendering() {
         let metrics = Metrics::new(Mode::Raw);
-        let mut traffic = Traffic::default();
-        traffic.received(&Message::text("four"));
-        traffic.received(&Message::binary(vec![0u8; 10]));
-        traffic.sent(&Message::text("four"));
-        traffic.received(&Message::Ping(Default::default()));
-        let before = metrics.render(0, &[]);
+        metrics.add_traffic(&TrafficCounts {
+            received_messages: [1, 2],
+            received_bytes: [4, 30],
+            sent_messages: [1, 0],
+            sent_bytes: [4, 0],
+        });
+        let text = metrics.render(0, &[]);
         assert_eq!(
-            sample(&before, "wsecho_messages_received_total{type=\"text\"}"),
-            0.0
-        );
-        traffic.flush(&metrics);
-        traffic.flush(&metrics);
-        let after = metrics.render(0, &[]);
-        assert_eq!(
-            sample(&after, "wsecho_messages_received_total{type=\"text\"}"),
-            1.0
-        );
-        assert_eq!(
-            sample(&after, "wsecho_message_bytes_received_total{type=\"text\"}"),
-            4.0
-        );
-        assert_eq!(
-            sample(&after, "wsecho_messages_received_total{type=\"binary\"}"),
+            sample(&text, "wsecho_messages_received_total{type=\"text\"}"),
             1.0
         );
         assert_eq!(
             sample(
-                &after,
+                &text,
                 "wsecho_message_bytes_received_total{type=\"binary\"}"
             ),
-            10.0
+            30.0
         );
         assert_eq!(
-            sample(&after, "wsecho_messages_sent_total{type=\"text\"}"),
-            1.0
+            sample(&text, "wsecho_messages_sent_total{type=\"binary\"}"),
+            0.0
         );
-    }
-
-    #[test]
-    fn a_flush_is_asked_for_every_64_messages() {
-        let mut traffic = Traffic::default();
-        let asked = (1..=128)
-            .filter(|_| traffic.received(&Message::text("x")))
-            .count();
-        assert!(asked >= 1);
-        assert!(!Traffic::default().received(&Message::text("x")));
     }
 
     #[test]

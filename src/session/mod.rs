@@ -8,11 +8,13 @@
 //! - `broadcast`: every message to everyone in the client's room.
 //! - `keepalive`: when to ping a silent client and when to give up on it.
 //! - `end`: why a session ended, and the close frame and log line that go with it.
+//! - `traffic`: the session's message counts, added to the metrics now and then.
 
 pub(crate) mod broadcast;
 pub(crate) mod echo;
 pub(crate) mod end;
 mod keepalive;
+mod traffic;
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -25,11 +27,12 @@ use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use crate::config::Config;
-use crate::metrics::{Metrics, Traffic};
+use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::socket::Socket;
 use end::End;
 use keepalive::{Keepalive, Tick};
+use traffic::Traffic;
 
 /// How many messages that have already arrived are handled before the replies are flushed
 /// together. Batching saves a system call per message when a client pipelines; the cap keeps
