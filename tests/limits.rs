@@ -370,16 +370,7 @@ async fn a_client_dropped_for_not_reading_is_told_why_with_1008() {
     .await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(server.addr).await.unwrap();
-    stream.write_all(UPGRADE_REQUEST.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        within("the 101", stream.read_exact(&mut byte))
-            .await
-            .unwrap();
-        head.push(byte[0]);
-    }
+    let stream = upgrade_by_hand(socket.connect(server.addr).await.unwrap()).await;
     let (mut reader, mut writer) = stream.into_split();
     // Pipeline echoes without reading them, until the socket stops taking more (bounded).
     let sending = tokio::spawn(async move {

@@ -113,3 +113,34 @@ pub fn wait_for_listening(log: &std::path::Path, limit: Duration) -> Option<Stri
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Reads one frame a server sent (servers do not mask) from a bare stream, returning its
+/// opcode and payload; `None` if the stream ends, fails, or sends no frame header within
+/// `patience`.
+pub async fn read_server_frame(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    patience: Duration,
+) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 2];
+    tokio::time::timeout(patience, stream.read_exact(&mut header))
+        .await
+        .ok()?
+        .ok()?;
+    let length = match header[1] & 0x7f {
+        126 => {
+            let mut bytes = [0u8; 2];
+            stream.read_exact(&mut bytes).await.ok()?;
+            u16::from_be_bytes(bytes) as usize
+        }
+        127 => {
+            let mut bytes = [0u8; 8];
+            stream.read_exact(&mut bytes).await.ok()?;
+            u64::from_be_bytes(bytes) as usize
+        }
+        short => short as usize,
+    };
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((header[0] & 0x0f, payload))
+}

@@ -235,7 +235,11 @@ pub const UPGRADE_REQUEST: &str = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade:
 /// Completes a handshake by hand and returns the bare TCP stream, so a test can write frames
 /// the WebSocket client library would refuse to produce.
 pub async fn raw_websocket(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    upgrade_by_hand(TcpStream::connect(addr).await.unwrap()).await
+}
+
+/// Sends [`UPGRADE_REQUEST`] on a connected stream and reads the 101, returning the stream.
+pub async fn upgrade_by_hand(mut stream: TcpStream) -> TcpStream {
     stream.write_all(UPGRADE_REQUEST.as_bytes()).await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
@@ -288,33 +292,12 @@ pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 pub const MASK: Option<[u8; 4]> = Some([0x12, 0x34, 0x56, 0x78]);
 
 /// Reads one frame the server sent (servers do not mask) from a bare stream, returning its
-/// opcode and payload, or `None` if the server closed the connection.
+/// opcode and payload, or `None` if the server closed the connection (or sent nothing for
+/// [`PATIENCE`]).
 pub async fn read_server_frame(
     stream: &mut (impl tokio::io::AsyncRead + Unpin),
 ) -> Option<(u8, Vec<u8>)> {
-    let mut header = [0u8; 2];
-    if within("a frame", stream.read_exact(&mut header))
-        .await
-        .is_err()
-    {
-        return None;
-    }
-    let length = match header[1] & 0x7f {
-        126 => {
-            let mut bytes = [0u8; 2];
-            stream.read_exact(&mut bytes).await.ok()?;
-            u16::from_be_bytes(bytes) as usize
-        }
-        127 => {
-            let mut bytes = [0u8; 8];
-            stream.read_exact(&mut bytes).await.ok()?;
-            u64::from_be_bytes(bytes) as usize
-        }
-        short => short as usize,
-    };
-    let mut payload = vec![0u8; length];
-    stream.read_exact(&mut payload).await.ok()?;
-    Some((header[0] & 0x0f, payload))
+    wsecho_bench::read_server_frame(stream, PATIENCE).await
 }
 
 /// Whether the server has closed `stream` (reads end-of-stream or a reset), discarding

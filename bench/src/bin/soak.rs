@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-use wsecho_bench::{open_fds, rss, wait_for_listening};
+use wsecho_bench::{open_fds, read_server_frame, rss, wait_for_listening};
 
 #[derive(Parser)]
 struct Args {
@@ -499,30 +499,11 @@ async fn raw_upgrade(addr: SocketAddr) -> Option<TcpStream> {
 }
 
 /// Reads frames until a close frame and returns its code.
-async fn read_close_code(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<u16> {
+async fn read_close_code(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<u16> {
     loop {
-        let mut header = [0u8; 2];
-        tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut header))
-            .await
-            .ok()?
-            .ok()?;
-        let len = match header[1] & 0x7f {
-            126 => {
-                let mut bytes = [0u8; 2];
-                stream.read_exact(&mut bytes).await.ok()?;
-                u16::from_be_bytes(bytes) as usize
-            }
-            127 => {
-                let mut bytes = [0u8; 8];
-                stream.read_exact(&mut bytes).await.ok()?;
-                u64::from_be_bytes(bytes) as usize
-            }
-            short => short as usize,
-        };
-        let mut payload = vec![0u8; len];
-        stream.read_exact(&mut payload).await.ok()?;
-        if header[0] & 0x0f == 0x8 {
-            return Some(if len >= 2 {
+        let (opcode, payload) = read_server_frame(stream, Duration::from_secs(10)).await?;
+        if opcode == 0x8 {
+            return Some(if payload.len() >= 2 {
                 u16::from_be_bytes([payload[0], payload[1]])
             } else {
                 1005
