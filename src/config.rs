@@ -105,6 +105,29 @@ pub struct Config {
     )]
     pub metrics_allow: Vec<ipnet::IpNet>,
 
+    /// PEM certificate (chain) to serve `wss://` and `https://` with; needs --tls-key.
+    #[arg(help_heading = "TLS", long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(help_heading = "TLS", long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Serve TLS with a certificate made at start for localhost, 127.0.0.1, ::1 and --host
+    /// (its SHA-256 fingerprint is logged).
+    #[arg(help_heading = "TLS", long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
+
+    /// With --tls-self-signed: write the certificate (never the key) here, for clients to
+    /// trust (curl --cacert, the example client's --ca).
+    #[arg(
+        help_heading = "TLS",
+        long,
+        value_name = "FILE",
+        requires = "tls_self_signed"
+    )]
+    pub tls_cert_out: Option<std::path::PathBuf>,
+
     /// Broadcast mode: messages a client may have waiting to be sent to it; a client that
     /// falls this far behind is disconnected with close code 1013.
     #[arg(

@@ -5,30 +5,45 @@ use std::net::SocketAddr;
 
 use log::{debug, info};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at};
 
 use crate::http::{self, Route};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
+use crate::stream::ClientStream;
 use tokio_tungstenite::tungstenite::http::header;
 
-/// Within the handshake timeout, either answers plain HTTP (`None`) or upgrades, returning
-/// the WebSocket and the request path. A client too slow to finish its request gets `408`.
+/// Within the handshake timeout (TLS included), either answers plain HTTP (`None`) or
+/// upgrades, returning the WebSocket and the request path. A client too slow to finish its
+/// request gets `408`.
 pub(crate) async fn run(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     shared: &Shared,
     shutdown: &mut Shutdown,
 ) -> Option<(Socket, String)> {
     let limit = shared.config.handshake_timeout;
     let started = std::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut stream = tokio::select! {
+        secured = timeout_at(deadline, secure(stream, peer, shared)) => match secured {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return None,
+            Err(_) => {
+                debug!(peer:% = peer; "peer {peer}: no TLS handshake within {limit:?}");
+                shared.metrics.tls_handshake_failures.increment(1);
+                return None;
+            }
+        },
+        _ = shutdown.recv() => return None,
+    };
     let request = tokio::select! {
-        outcome = timeout(limit, answer_or_upgrade(&mut stream, peer, shared)) => match outcome {
+        outcome = timeout_at(deadline, answer_or_upgrade(&mut stream, peer, shared)) => match outcome {
             Ok(Some(request)) => request,
             Ok(None) => return None,
             Err(_) => {
-                debug!(peer:% = peer;"peer {peer}: no complete request within {limit:?}; answering 408");
+                debug!(peer:% = peer; "peer {peer}: no complete request within {limit:?}; answering 408");
                 shared.metrics.http_answer(408);
                 let _ = timeout(limit, http::answer(&mut stream, &http::Response::timed_out())).await;
                 return None;
@@ -42,10 +57,47 @@ pub(crate) async fn run(
     Some((socket, path))
 }
 
+/// The TLS handshake, when the server speaks TLS. A client that sends something other than
+/// a TLS handshake (plain HTTP to an https port, say) is told so in plain HTTP.
+async fn secure(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<ClientStream> {
+    let Some(tls) = &shared.tls else {
+        return Some(ClientStream::Plain(stream));
+    };
+    // A TLS handshake starts with a handshake record: content type 22.
+    const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => {}
+        Ok(1) => {
+            debug!(peer:% = peer; "peer {peer}: plain text on the TLS port; answering 400");
+            shared.metrics.tls_handshake_failures.increment(1);
+            shared.metrics.http_answer(400);
+            let mut plain = ClientStream::Plain(stream);
+            let response = http::Response::text(
+                tokio_tungstenite::tungstenite::http::StatusCode::BAD_REQUEST,
+                "Bad Request: this port expects TLS; connect with https:// or wss://\n",
+            );
+            // The request is read first, so that the answer is not lost to a reset.
+            let _ = http::read_request(&mut plain).await;
+            let _ = http::answer(&mut plain, &response).await;
+            return None;
+        }
+        _ => return None,
+    }
+    match tls.acceptor().accept(stream).await {
+        Ok(secured) => Some(ClientStream::Tls(Box::new(secured))),
+        Err(error) => {
+            debug!(peer:% = peer; "peer {peer}: TLS handshake failed: {error}");
+            shared.metrics.tls_handshake_failures.increment(1);
+            None
+        }
+    }
+}
+
 /// Reads the request and either answers it as plain HTTP (returning `None`) or sends the 101
 /// that accepts the upgrade, returning the request.
 async fn answer_or_upgrade(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: SocketAddr,
     shared: &Shared,
 ) -> Option<http::Request> {

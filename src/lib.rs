@@ -14,6 +14,7 @@
 //! - `shared`: the configuration and the state every connection task reads.
 //! - `hub`: broadcast mode's rooms and the fan-out to their members.
 //! - `socket`: tungstenite's WebSocket, driven from the task that owns the connection.
+//! - `tls`: the certificate and the TLS handshake; `stream`: plain or TLS, one type.
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
 //! - `metrics`: the counters and gauges `/metrics` reports.
 //! - `json_log`: log lines as JSON objects, for `--log-format json`.
@@ -38,6 +39,8 @@ mod session;
 mod shared;
 mod shutdown;
 mod socket;
+mod stream;
+mod tls;
 
 pub use config::{Config, Mode, parse_network, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
@@ -45,3 +48,4 @@ pub use json_log::json_log_line;
 pub use open_files::raise_open_files_limit;
 pub use server::{bind, serve};
 pub use shutdown::terminated;
+pub use tls::Tls;

@@ -75,6 +75,15 @@ fn main() -> ExitCode {
     if let Err(error) = wsecho::raise_open_files_limit(cli.config.max_connections) {
         log::warn!("cannot read the open-files limit: {error}");
     }
+    // Before anything listens: a bad certificate or key is a start-up error.
+    let tls = match wsecho::Tls::load(&cli.config, &cli.host) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("wsecho: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     runtime.block_on(async {
         let listeners = match wsecho::bind(&cli.host, cli.port).await {
             Ok(listeners) => listeners,
@@ -85,10 +94,10 @@ fn main() -> ExitCode {
         };
         for listener in &listeners {
             if let Ok(address) = listener.local_addr() {
-                info!("listening on ws://{address}");
+                info!("listening on {scheme}://{address}");
             }
         }
-        wsecho::serve(listeners, cli.config, wsecho::terminated()).await;
+        wsecho::serve(listeners, cli.config, tls, wsecho::terminated()).await;
         ExitCode::SUCCESS
     })
 }

@@ -95,6 +95,8 @@ pub(crate) struct Metrics {
     pub ping_timeouts: Counter,
     /// Clients dropped for not reading what they are sent.
     pub not_reading: Counter,
+    /// TLS handshakes that failed, timed out or met plain text.
+    pub tls_handshake_failures: Counter,
     handshake_seconds: Histogram,
 }
 
@@ -232,6 +234,11 @@ impl Metrics {
             not_reading: registrar.counter(
                 "wsecho_not_reading_drops_total",
                 "Clients dropped for taking nothing they were sent within --ping-timeout",
+                &[],
+            ),
+            tls_handshake_failures: registrar.counter(
+                "wsecho_tls_handshake_failures_total",
+                "TLS handshakes that failed, timed out, or met a client not speaking TLS",
                 &[],
             ),
             handshake_seconds,

@@ -17,6 +17,8 @@ use crate::connection;
 use crate::http;
 use crate::shared::Shared;
 use crate::shutdown::{Coordinator, Shutdown};
+use crate::stream::ClientStream;
+use crate::tls::Tls;
 use log::{debug, info, warn};
 use tokio::net::{TcpListener, TcpStream, lookup_host};
 use tokio::sync::Semaphore;
@@ -71,10 +73,16 @@ pub async fn bind(host: &str, port: u16) -> io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-/// Serves WebSocket clients on `listeners` until `shutdown` resolves, then closes every
-/// connection with close code 1001 and returns once all of them are gone.
-pub async fn serve(listeners: Vec<TcpListener>, config: Config, shutdown: impl Future) {
-    let shared = Arc::new(Shared::new(config));
+/// Serves WebSocket clients on `listeners` (over TLS when `tls` is given) until `shutdown`
+/// resolves, then closes every connection with close code 1001 and returns once all of them
+/// are gone.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    config: Config,
+    tls: Option<Tls>,
+    shutdown: impl Future,
+) {
+    let shared = Arc::new(Shared::new(config, tls));
     let coordinator = Coordinator::new();
     let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS));
     for listener in listeners {
@@ -143,6 +151,10 @@ async fn accept_loop(
                     connection::serve(stream, peer, &shared, task_shutdown).await;
                     drop(slots);
                 });
+            }
+            // A refusal is plain HTTP; a TLS client could not read it, so it is just closed.
+            Err(refusal) if shared.tls.is_some() => {
+                debug!(peer:% = peer; "peer {peer}: refused ({}); closed", refusal.reason());
             }
             Err(refusal) => match refusal_slots.clone().try_acquire_owned() {
                 Ok(permit) => {
@@ -247,7 +259,7 @@ impl AcceptFailures {
 /// Answers a refused client (`503` or `429`), after reading its request so the
 /// answer is not lost to a reset.
 async fn refuse(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     refusal: Refusal,
     shared: &Shared,
@@ -255,6 +267,7 @@ async fn refuse(
 ) {
     info!(peer:% = peer;"peer {peer}: refused, {}", refusal.reason());
     let response = refusal.response();
+    let mut stream = ClientStream::Plain(stream);
     tokio::select! {
         _ = tokio::time::timeout(shared.config.handshake_timeout, async {
             if http::read_request(&mut stream).await.is_ok() {

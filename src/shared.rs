@@ -14,6 +14,7 @@ use crate::address_limit::AddressLimit;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::tls::Tls;
 
 /// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
 /// default (128 KiB) costs that much memory on every idle client and zero-fills it on every
@@ -42,11 +43,13 @@ pub(crate) struct Shared {
     pub address_limit: Arc<AddressLimit>,
     /// What `/metrics` reports.
     pub metrics: Metrics,
+    /// The TLS acceptor, when the server speaks TLS.
+    pub tls: Option<Tls>,
 }
 
 impl Shared {
     /// Derives the shared values from `config`.
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config, tls: Option<Tls>) -> Self {
         let websocket_config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_SIZE)
             .write_buffer_size(WRITE_BUFFER_SIZE)
@@ -72,6 +75,7 @@ impl Shared {
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             address_limit: Arc::new(AddressLimit::new(config.max_connections_per_ip)),
             metrics: Metrics::new(config.mode),
+            tls,
             config,
         }
     }

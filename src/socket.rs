@@ -15,8 +15,8 @@ use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use crate::stream::ClientStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
@@ -35,14 +35,17 @@ pub(crate) struct Socket {
 /// The TCP stream as tungstenite sees it: `std::io` calls that poll the async stream with
 /// the waker of the task's current poll, and report "would block" when it is not ready.
 struct TaskStream {
-    stream: ReadAhead<TcpStream>,
+    stream: ReadAhead<ClientStream>,
     waker: Waker,
 }
 
 impl TaskStream {
     fn poll<T>(
         &mut self,
-        operation: impl FnOnce(Pin<&mut ReadAhead<TcpStream>>, &mut Context<'_>) -> Poll<io::Result<T>>,
+        operation: impl FnOnce(
+            Pin<&mut ReadAhead<ClientStream>>,
+            &mut Context<'_>,
+        ) -> Poll<io::Result<T>>,
     ) -> io::Result<T> {
         let mut context = Context::from_waker(&self.waker);
         match operation(Pin::new(&mut self.stream), &mut context) {
@@ -95,7 +98,7 @@ fn closed_is_done(result: Result<(), Error>) -> Result<(), Error> {
 impl Socket {
     /// Starts speaking WebSocket on a stream whose handshake is done; `tail` holds whatever
     /// the client sent after its request head.
-    pub(crate) fn new(stream: TcpStream, tail: Vec<u8>, config: WebSocketConfig) -> Self {
+    pub(crate) fn new(stream: ClientStream, tail: Vec<u8>, config: WebSocketConfig) -> Self {
         let stream = TaskStream {
             stream: ReadAhead::new(stream),
             waker: Waker::noop().clone(),

@@ -2,8 +2,8 @@
 
 use std::io;
 
+use crate::stream::ClientStream;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue};
 
 /// Largest request head accepted; a larger one gets `431`. Browsers' heads are well under
@@ -47,7 +47,7 @@ impl std::fmt::Display for HeadError {
 }
 
 /// Reads one request head from `stream`, keeping any bytes that follow it.
-pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, HeadError> {
+pub(crate) async fn read_request(stream: &mut ClientStream) -> Result<Request, HeadError> {
     let mut buffer = Vec::with_capacity(1024);
     loop {
         if buffer.len() >= MAX_HEAD_BYTES {

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::io;
 use std::time::Duration;
 
+use crate::stream::ClientStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::write_response;
 use tokio_tungstenite::tungstenite::http;
 
@@ -138,7 +138,7 @@ impl Response {
 
 /// Sends the 101 that completes a WebSocket handshake.
 pub(crate) async fn send_upgrade(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     response: &http::Response<()>,
 ) -> io::Result<()> {
     let mut bytes = Vec::with_capacity(160);
@@ -147,7 +147,7 @@ pub(crate) async fn send_upgrade(
 }
 
 /// Sends `response`, then closes the connection gently (see [`LINGER`]).
-pub(crate) async fn answer(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
+pub(crate) async fn answer(stream: &mut ClientStream, response: &Response) -> io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         response.status,
@@ -171,7 +171,7 @@ pub(crate) async fn answer(stream: &mut TcpStream, response: &Response) -> io::R
 }
 
 /// Reads and discards what the client still sends, until it closes or [`LINGER_BYTES`].
-async fn drain(stream: &mut TcpStream) {
+async fn drain(stream: &mut ClientStream) {
     // On the heap: an array here would sit in every connection task's future, served or not.
     let mut scratch = vec![0u8; 4096];
     let mut total = 0;

@@ -42,7 +42,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(wsecho::serve(vec![listener], config, async {
+        let task = tokio::spawn(wsecho::serve(vec![listener], config, None, async {
             let _ = stopped.await;
         }));
         TestServer {
@@ -343,7 +343,8 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `wsecho --host 127.0.0.1 --port 0 ARGS` and waits for its listening line.
+    /// Starts `wsecho --host 127.0.0.1 --port 0 ARGS` and waits for its listening line
+    /// (`ws://` or `wss://`).
     pub async fn start(args: &[&str]) -> Self {
         Self::spawn(args, None).await
     }
@@ -389,7 +390,8 @@ impl ServerProcess {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 // The address ends where the line (or, in JSON, the string) does.
-                if let Some(rest) = line.split("listening on ws://").nth(1)
+                if let Some(rest) = line.split("listening on ").nth(1)
+                    && let Some(rest) = rest.split("://").nth(1)
                     && let Some(found) = found.take()
                 {
                     let address: String = rest

@@ -1,0 +1,117 @@
+//! `wss://` and `https://`: the certificate and key the server presents, loaded or made once
+//! at start, and the TLS handshake for each client.
+//!
+//! rustls does TLS and parses the PEM files; rcgen makes the self-signed certificate. This
+//! module only decides which certificate to use and what to tell the operator and the
+//! client when something is wrong.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use log::info;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::{self, ServerConfig};
+
+use crate::config::Config;
+
+/// The TLS side of a server: what every client's handshake uses.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: TlsAcceptor,
+}
+
+impl Tls {
+    /// Loads the certificate and key the configuration names, or makes a self-signed pair
+    /// for `localhost`, `127.0.0.1`, `::1` and `host` with `--tls-self-signed`; `None` when
+    /// TLS is off. Every failure is one line naming the file and what is wrong with it, for
+    /// the binary to print before it listens on anything.
+    pub fn load(config: &Config, host: &str) -> Result<Option<Tls>, String> {
+        let (chain, key) = if config.tls_self_signed {
+            self_signed(host, config.tls_cert_out.as_deref())?
+        } else {
+            match (&config.tls_cert, &config.tls_key) {
+                (None, None) => return Ok(None),
+                (Some(cert), Some(key)) => (read_chain(cert)?, read_key(key)?),
+                _ => return Err("--tls-cert and --tls-key go together".into()),
+            }
+        };
+        info!(
+            "TLS certificate SHA-256 fingerprint {}",
+            fingerprint(&chain[0])
+        );
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server_config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|error| format!("TLS setup: {error}"))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|error| match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => format!(
+                    "{} and {} do not go together: {error}",
+                    cert.display(),
+                    key.display()
+                ),
+                _ => format!("TLS setup: {error}"),
+            })?;
+        server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Some(Tls {
+            acceptor: TlsAcceptor::from(Arc::new(server_config)),
+        }))
+    }
+
+    /// The handshake's acceptor.
+    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let unreadable = |error: &dyn std::fmt::Display| format!("{}: {error}", path.display());
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|error| unreadable(&error))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| unreadable(&error))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(chain)
+}
+
+/// A PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key in PEM.
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+/// A certificate made now, and its key, which never leaves memory; the certificate alone is
+/// written to `cert_out` for clients to trust.
+fn self_signed(
+    host: &str,
+    cert_out: Option<&Path>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if !names.iter().any(|name| name == host) && !host.is_empty() {
+        names.push(host.to_owned());
+    }
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|error| format!("cannot make a self-signed certificate: {error}"))?;
+    if let Some(path) = cert_out {
+        std::fs::write(path, made.cert.pem())
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        info!("wrote the self-signed certificate to {}", path.display());
+    }
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    Ok((vec![made.cert.der().clone()], key))
+}
+
+/// `AB:CD:...`, as browsers and `openssl x509 -fingerprint -sha256` show it.
+fn fingerprint(certificate: &CertificateDer<'_>) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, certificate.as_ref());
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

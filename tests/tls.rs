@@ -1,0 +1,223 @@
+//! `wss://` and `https://`: a rustls client that trusts the server's certificate gets the
+//! welcome and its echoes, plain HTTP on the TLS port gets a clear 400, and bad certificate
+//! files stop the server before it listens.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A directory of its own for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsecho-tls-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A TLS connection to `server` that trusts only the certificate in `ca`.
+async fn tls_connect(addr: std::net::SocketAddr, ca: &Path) -> TlsStream<TcpStream> {
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    within(
+        "the TLS handshake",
+        TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .expect("the server's certificate is trusted")
+}
+
+async fn wss_connect(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+) -> WebSocketStream<TlsStream<TcpStream>> {
+    let stream = tls_connect(addr, ca).await;
+    let url = format!("wss://localhost:{}/", addr.port());
+    within(
+        "the handshake",
+        tokio_tungstenite::client_async(url, stream),
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+async fn next_data(client: &mut WebSocketStream<TlsStream<TcpStream>>) -> Message {
+    loop {
+        match within("a message", client.next()).await.unwrap().unwrap() {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_server_welcomes_and_echoes_over_wss() {
+    let dir = scratch("self-signed");
+    let cert = dir.join("cert.pem");
+    let server = ServerProcess::start(&[
+        "--tls-self-signed",
+        "--tls-cert-out",
+        cert.to_str().unwrap(),
+    ])
+    .await;
+    assert!(server.log().contains("listening on wss://"));
+    assert!(server.log().contains("SHA-256 fingerprint"));
+    let written = std::fs::read_to_string(&cert).unwrap();
+    assert!(written.contains("BEGIN CERTIFICATE") && !written.contains("PRIVATE KEY"));
+    let mut client = wss_connect(server.addr, &cert).await;
+    assert_eq!(
+        next_data(&mut client).await,
+        Message::text("Welcome to the WebSocket server!")
+    );
+    client.send(Message::text("over TLS")).await.unwrap();
+    assert_eq!(
+        next_data(&mut client).await,
+        Message::text("Hello from server, you said: \"over TLS\"")
+    );
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    client.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(next_data(&mut client).await, Message::binary(big));
+    client.close(None).await.unwrap();
+    server.assert_no_errors_logged();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_port_serves_https_pages_with_alpn_http_1_1() {
+    let dir = scratch("https");
+    let cert = dir.join("cert.pem");
+    let server = ServerProcess::start(&[
+        "--tls-self-signed",
+        "--tls-cert-out",
+        cert.to_str().unwrap(),
+    ])
+    .await;
+    let mut stream = tls_connect(server.addr, &cert).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = within("the answer", stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok"), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_on_the_tls_port_gets_a_400_that_says_so() {
+    let dir = scratch("plain");
+    let cert = dir.join("cert.pem");
+    let server = ServerProcess::start(&[
+        "--tls-self-signed",
+        "--tls-cert-out",
+        cert.to_str().unwrap(),
+    ])
+    .await;
+    let mut secure = wss_connect(server.addr, &cert).await;
+    next_data(&mut secure).await;
+    let answer = get(server.addr, "/").await;
+    assert_eq!(answer.status, 400);
+    assert!(String::from_utf8_lossy(&answer.body).contains("expects TLS"));
+    secure.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        next_data(&mut secure).await,
+        Message::text("Hello from server, you said: \"still here\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_and_key_from_pem_files_are_served() {
+    let dir = scratch("files");
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let server = ServerProcess::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .await;
+    let mut client = wss_connect(server.addr, &cert).await;
+    assert_eq!(
+        next_data(&mut client).await,
+        Message::text("Welcome to the WebSocket server!")
+    );
+}
+
+/// Runs the binary with `args` and returns its exit status and what it printed to stderr.
+fn start_up(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsecho"))
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_certificate_files_stop_the_server_before_it_listens() {
+    let dir = scratch("bad");
+    let first = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let other_key = dir.join("other-key.pem");
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&cert, first.cert.pem()).unwrap();
+    std::fs::write(&other_key, second.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.join("missing.pem");
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    for (cert, key, names) in [
+        (path(&missing), path(&other_key), path(&missing)),
+        (path(&garbage), path(&other_key), path(&garbage)),
+        (path(&cert), path(&garbage), path(&garbage)),
+        (
+            path(&cert),
+            path(&other_key),
+            "do not go together".to_owned(),
+        ),
+    ] {
+        let (status, stderr) = start_up(&["--tls-cert", &cert, "--tls-key", &key]);
+        assert!(!status.success(), "{cert} {key}: started anyway");
+        assert!(stderr.contains(&names), "{cert} {key}: {stderr}");
+        assert!(!stderr.contains("listening on"), "{stderr}");
+        assert_eq!(
+            stderr
+                .lines()
+                .filter(|line| line.starts_with("wsecho:"))
+                .count(),
+            1,
+            "one line: {stderr}"
+        );
+    }
+}
