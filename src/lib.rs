@@ -48,4 +48,4 @@ pub use json_log::json_log_line;
 pub use open_files::raise_open_files_limit;
 pub use server::{bind, serve};
 pub use shutdown::terminated;
-pub use tls::Tls;
+pub use tls::{Tls, reload_on_hangup};

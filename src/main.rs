@@ -97,6 +97,9 @@ fn main() -> ExitCode {
                 info!("listening on {scheme}://{address}");
             }
         }
+        if let Some(tls) = &tls {
+            tokio::spawn(wsecho::reload_on_hangup(tls.clone(), cli.config.clone()));
+        }
         wsecho::serve(listeners, cli.config, tls, wsecho::terminated()).await;
         ExitCode::SUCCESS
     })

@@ -6,9 +6,9 @@
 //! client when something is wrong.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use log::info;
+use log::{info, warn};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -16,10 +16,11 @@ use tokio_rustls::rustls::{self, ServerConfig};
 
 use crate::config::Config;
 
-/// The TLS side of a server: what every client's handshake uses.
+/// The TLS side of a server: what every client's handshake uses. Clones share it, so the
+/// binary can keep one to reload the certificate while the server serves with another.
 #[derive(Clone)]
 pub struct Tls {
-    acceptor: TlsAcceptor,
+    acceptor: Arc<RwLock<TlsAcceptor>>,
 }
 
 impl Tls {
@@ -28,43 +29,87 @@ impl Tls {
     /// TLS is off. Every failure is one line naming the file and what is wrong with it, for
     /// the binary to print before it listens on anything.
     pub fn load(config: &Config, host: &str) -> Result<Option<Tls>, String> {
-        let (chain, key) = if config.tls_self_signed {
-            self_signed(host, config.tls_cert_out.as_deref())?
-        } else {
-            match (&config.tls_cert, &config.tls_key) {
-                (None, None) => return Ok(None),
-                (Some(cert), Some(key)) => (read_chain(cert)?, read_key(key)?),
-                _ => return Err("--tls-cert and --tls-key go together".into()),
-            }
+        let acceptor = match acceptor(config, host)? {
+            Some(acceptor) => acceptor,
+            None => return Ok(None),
         };
-        info!(
-            "TLS certificate SHA-256 fingerprint {}",
-            fingerprint(&chain[0])
-        );
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut server_config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|error| format!("TLS setup: {error}"))?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|error| match (&config.tls_cert, &config.tls_key) {
-                (Some(cert), Some(key)) => format!(
-                    "{} and {} do not go together: {error}",
-                    cert.display(),
-                    key.display()
-                ),
-                _ => format!("TLS setup: {error}"),
-            })?;
-        server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some(Tls {
-            acceptor: TlsAcceptor::from(Arc::new(server_config)),
+            acceptor: Arc::new(RwLock::new(acceptor)),
         }))
     }
 
-    /// The handshake's acceptor.
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// Reads the certificate and key files again (certificate renewal): connections already
+    /// open keep theirs, new ones get the new pair. A pair that does not load is reported
+    /// and the old one kept. A self-signed certificate is not remade.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        if config.tls_self_signed {
+            return Err("a self-signed certificate is not reloaded".into());
+        }
+        if let Some(acceptor) = acceptor(config, "")? {
+            *self
+                .acceptor
+                .write()
+                .unwrap_or_else(|poison| poison.into_inner()) = acceptor;
+        }
+        Ok(())
     }
+
+    /// The acceptor for a new client's handshake.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
+/// Reloads the certificate and key on every SIGHUP, for as long as the process runs,
+/// logging each outcome; the binary spawns it beside the server.
+pub async fn reload_on_hangup(tls: Tls, config: Config) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        warn!("cannot listen for SIGHUP; the certificate will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload(&config) {
+            Ok(()) => info!("SIGHUP: reloaded the TLS certificate and key"),
+            Err(error) => warn!("SIGHUP: keeping the current certificate: {error}"),
+        }
+    }
+}
+
+/// The acceptor for the configured certificate, `None` when TLS is off.
+fn acceptor(config: &Config, host: &str) -> Result<Option<TlsAcceptor>, String> {
+    let (chain, key) = if config.tls_self_signed {
+        self_signed(host, config.tls_cert_out.as_deref())?
+    } else {
+        match (&config.tls_cert, &config.tls_key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (read_chain(cert)?, read_key(key)?),
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        }
+    };
+    info!(
+        "TLS certificate SHA-256 fingerprint {}",
+        fingerprint(&chain[0])
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server_config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|error| format!("TLS setup: {error}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|error| match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => format!(
+                "{} and {} do not go together: {error}",
+                cert.display(),
+                key.display()
+            ),
+            _ => format!("TLS setup: {error}"),
+        })?;
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(TlsAcceptor::from(Arc::new(server_config))))
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -221,3 +221,77 @@ fn bad_certificate_files_stop_the_server_before_it_listens() {
         );
     }
 }
+
+/// Writes a new self-signed pair for localhost into `cert` and `key`.
+fn write_pair(cert: &Path, key: &Path) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(cert, made.cert.pem()).unwrap();
+    std::fs::write(key, made.signing_key.serialize_pem()).unwrap();
+}
+
+/// Whether a TLS handshake with `addr` succeeds trusting only the certificate in `ca`.
+async fn trusts(addr: std::net::SocketAddr, ca: &Path) -> bool {
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    within(
+        "a TLS handshake",
+        TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_pair_for_new_clients_and_keeps_old_connections() {
+    let dir = scratch("reload");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let old_cert = dir.join("old-cert.pem");
+    write_pair(&cert, &key);
+    std::fs::copy(&cert, &old_cert).unwrap();
+    let server = ServerProcess::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .await;
+    let mut old_client = wss_connect(server.addr, &old_cert).await;
+    next_data(&mut old_client).await;
+
+    write_pair(&cert, &key);
+    server.signal("HUP");
+    eventually("the reload to be logged", || async {
+        server.log().contains("reloaded the TLS certificate")
+    })
+    .await;
+    assert!(
+        trusts(server.addr, &cert).await,
+        "new clients get the new certificate"
+    );
+    assert!(!trusts(server.addr, &old_cert).await, "and not the old one");
+    old_client.send(Message::text("still")).await.unwrap();
+    assert_eq!(
+        next_data(&mut old_client).await,
+        Message::text("Hello from server, you said: \"still\"")
+    );
+
+    // A bad new pair is reported, and the current one kept.
+    std::fs::write(&key, "not a key\n").unwrap();
+    server.signal("HUP");
+    eventually("the failed reload to be logged", || async {
+        server.log().contains("keeping the current certificate")
+    })
+    .await;
+    assert!(trusts(server.addr, &cert).await);
+    server.assert_no_errors_logged();
+}
