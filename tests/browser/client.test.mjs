@@ -8,7 +8,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { createHash, X509Certificate } from "node:crypto";
+import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
@@ -36,7 +38,7 @@ function startServer(args = [], port = 0) {
     const timer = setTimeout(() => reject(new Error("wsecho did not start:\n" + log)), WAIT);
     child.stderr.on("data", (chunk) => {
       log += chunk;
-      const match = log.match(/listening on ws:\/\/127\.0\.0\.1:(\d+)/);
+      const match = log.match(/listening on wss?:\/\/127\.0\.0\.1:(\d+)/);
       if (match && !child.port) {
         child.port = Number(match[1]);
         clearTimeout(timer);
@@ -134,6 +136,37 @@ test("with ?protocols=, the page offers them and shows the one the server chose"
   await received(page).filter({ hasText: 'you said: "over chat"' }).waitFor();
   await screenshot(page, "1c-subprotocol");
   await page.context().close();
+  assert.equal(await stopServer(server), 0);
+});
+
+test("served over https, the page connects to wss:// on the same host", async () => {
+  const certFile = join(mkdtempSync(join(tmpdir(), "wsecho-cert-")), "cert.pem");
+  const server = await startServer(["--tls-self-signed", "--tls-cert-out", certFile]);
+  // Trust exactly this certificate's key (its SPKI hash), not every certificate error.
+  const spki = new X509Certificate(readFileSync(certFile)).publicKey.export({ type: "spki", format: "der" });
+  const spkiHash = createHash("sha256").update(spki).digest("base64");
+  const tlsBrowser = await chromium.launch({
+    executablePath: browserPath,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      `--ignore-certificate-errors-spki-list=${spkiHash}`,
+    ],
+  });
+  try {
+    const context = await tlsBrowser.newContext({ viewport: { width: 900, height: 600 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT);
+    await page.goto(`https://localhost:${server.port}/`);
+    await state(page).filter({ hasText: /^open$/ }).waitFor();
+    assert.equal(await page.locator("#url").inputValue(), `wss://localhost:${server.port}/`);
+    await received(page).filter({ hasText: "Welcome to the WebSocket server!" }).waitFor();
+    await sendWithEnter(page, "secure");
+    await received(page).filter({ hasText: 'Hello from server, you said: "secure"' }).waitFor();
+    await screenshot(page, "1d-https");
+  } finally {
+    await tlsBrowser.close();
+  }
   assert.equal(await stopServer(server), 0);
 });
 
