@@ -86,7 +86,11 @@ fn acceptor(config: &Config, host: &str) -> Result<Option<TlsAcceptor>, String> 
     } else {
         match (&config.tls_cert, &config.tls_key) {
             (None, None) => return Ok(None),
-            (Some(cert), Some(key)) => (read_chain(cert)?, read_key(key)?),
+            (Some(cert), Some(key)) => {
+                let chain = read_chain(cert)?;
+                warn_if_expired(cert, &chain[0]);
+                (chain, read_key(key)?)
+            }
             _ => return Err("--tls-cert and --tls-key go together".into()),
         }
     };
@@ -122,6 +126,23 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err(format!("{}: no PEM certificate in it", path.display()));
     }
     Ok(chain)
+}
+
+/// Warns when the certificate is expired or not yet valid: clients will refuse it, but the
+/// operator may be about to replace it (and reload with SIGHUP), so it is not fatal.
+fn warn_if_expired(path: &Path, certificate: &CertificateDer<'_>) {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate.as_ref()) else {
+        return;
+    };
+    let validity = parsed.validity();
+    if !validity.is_valid() {
+        warn!(
+            "{}: the certificate is valid only from {} to {}; clients will refuse it",
+            path.display(),
+            validity.not_before,
+            validity.not_after
+        );
+    }
 }
 
 /// A PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key in PEM.

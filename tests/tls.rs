@@ -295,3 +295,32 @@ async fn sighup_reloads_the_pair_for_new_clients_and_keeps_old_connections() {
     assert!(trusts(server.addr, &cert).await);
     server.assert_no_errors_logged();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_served_with_a_warning() {
+    let dir = scratch("expired");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let certificate = params.self_signed(&key_pair).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certificate.pem()).unwrap();
+    std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+    let server = ServerProcess::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .await;
+    let log = server.log();
+    assert!(
+        log.contains("WARN") && log.contains("clients will refuse it"),
+        "{log}"
+    );
+    assert!(
+        !trusts(server.addr, &cert).await,
+        "a client refuses the expired certificate"
+    );
+}
