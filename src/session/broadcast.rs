@@ -22,7 +22,7 @@ use tokio::time::{Sleep, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::end::End;
-use super::{BATCH, Session};
+use super::{AfterBatch, BATCH, Session};
 use crate::hub::Membership;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -107,14 +107,15 @@ pub(crate) async fn run(
                 session.flush_now().await?;
             }
             Wake::Socket(first) => {
+                // Answers to pings and the like, which tungstenite queued while reading, go
+                // out with the batch's write attempt.
+                let broadcast = |message: Message| {
+                    member.broadcast(&message);
+                    None
+                };
                 session
-                    .read_batch(first, |message| {
-                        member.broadcast(&message);
-                        None
-                    })
+                    .receive_batch(first, broadcast, AfterBatch::LeaveQueued)
                     .await?;
-                // Answers to pings and the like, which tungstenite queued while reading.
-                session.flush_now().await?;
             }
             Wake::Timer => {
                 session.on_timer(timer.as_mut())?;

@@ -15,7 +15,7 @@ use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::end::End;
-use super::{BatchEnd, Session};
+use super::{AfterBatch, BatchEnd, Session};
 use crate::config::Mode;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -65,7 +65,11 @@ pub(crate) async fn run(
             Wake::Shutdown => return Err(End::Shutdown),
             Wake::Socket(first) => {
                 let batch_end = session
-                    .receive_batch(first, |message| reply_to(message, mode))
+                    .receive_batch(
+                        first,
+                        |message| reply_to(message, mode),
+                        AfterBatch::WaitForRoom,
+                    )
                     .await?;
                 socket_armed = batch_end == BatchEnd::Drained;
             }

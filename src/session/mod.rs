@@ -165,18 +165,34 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// One attempt to write out everything queued, without waiting: returns whether all of
+    /// it went. What the socket could not take stays queued, and the socket counts as backed
+    /// up until a later attempt finishes.
+    async fn flush_now(&mut self) -> Result<bool, End> {
+        match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
+            Poll::Ready(flushed) => flushed.map(|()| true).map_err(End::from_error),
+            Poll::Pending => Ok(false),
+        }
+    }
+
     /// Handles `first` and the messages that have already arrived after it, up to
-    /// [`BATCH`], passing each data message to `handle` and queueing the reply it returns.
-    /// Waits only for room for a reply when an earlier one is still backed up (a `handle`
-    /// that never replies never waits).
-    async fn read_batch(
+    /// [`BATCH`], passing each data message to `handle` and queueing the reply it returns;
+    /// then writes out what was queued, once for the whole batch. Waits for room for a reply
+    /// only when an earlier one is still backed up (a `handle` that never replies never
+    /// waits), and for the final write only with [`AfterBatch::WaitForRoom`].
+    ///
+    /// One flat function rather than a read step and a flush step awaited in turn: each
+    /// nested `async fn` would be a state of its own inside the session's future, which
+    /// every idle connection carries.
+    async fn receive_batch(
         &mut self,
         first: Received,
         mut handle: impl FnMut(Message) -> Option<Message>,
+        after: AfterBatch,
     ) -> Result<BatchEnd, End> {
         let mut next = first;
         let mut handled = 0;
-        loop {
+        let batch_end = loop {
             if let Some(message) = self.classify(next)?
                 && let Some(reply) = handle(message)
             {
@@ -188,39 +204,34 @@ impl<'a> Session<'a> {
             }
             handled += 1;
             if handled == BATCH {
-                return Ok(BatchEnd::MayHaveMore);
+                break BatchEnd::MayHaveMore;
             }
             match self.socket.next_if_ready().await {
                 Some(received) => next = received,
-                None => return Ok(BatchEnd::Drained),
+                None => break BatchEnd::Drained,
             }
-        }
-    }
-
-    /// One attempt to write out everything queued, without waiting: returns whether all of
-    /// it went. What the socket could not take stays queued, and the socket counts as backed
-    /// up until a later attempt finishes.
-    async fn flush_now(&mut self) -> Result<bool, End> {
+        };
         match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
-            Poll::Ready(flushed) => flushed.map(|()| true).map_err(End::from_error),
-            Poll::Pending => Ok(false),
+            Poll::Ready(flushed) => {
+                flushed.map_err(End::from_error)?;
+                Ok(batch_end)
+            }
+            Poll::Pending if after == AfterBatch::WaitForRoom => {
+                self.flush().await?;
+                Ok(BatchEnd::MayHaveMore)
+            }
+            Poll::Pending => Ok(BatchEnd::MayHaveMore),
         }
     }
+}
 
-    /// [`Session::read_batch`], then writes out the replies, once for the whole batch,
-    /// waiting for room if it must.
-    async fn receive_batch(
-        &mut self,
-        first: Received,
-        handle: impl FnMut(Message) -> Option<Message>,
-    ) -> Result<BatchEnd, End> {
-        let batch_end = self.read_batch(first, handle).await?;
-        if self.flush_now().await? {
-            return Ok(batch_end);
-        }
-        self.flush().await?;
-        Ok(BatchEnd::MayHaveMore)
-    }
+/// What [`Session::receive_batch`] does when the socket cannot take the batch's writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterBatch {
+    /// Wait (under the write deadline): echo replies must go out before more is read.
+    WaitForRoom,
+    /// Leave them queued: broadcast keeps reading while its writes wait.
+    LeaveQueued,
 }
 
 /// Runs a socket write, giving up with [`End::NotReading`] after `limit`. The timer is only
