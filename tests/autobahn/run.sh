@@ -19,6 +19,7 @@ REPORT="${AUTOBAHN_REPORT_DIR:-$ROOT/target/autobahn}"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 
 rm -rf "$REPORT"; mkdir -p "$REPORT"
+REPORT="$(cd "$REPORT" && pwd)"  # wstest runs from inside it
 SERVER_LOG="$REPORT/wsecho.log"
 SCHEME=ws
 TLS_ARGS=()
