@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use log::{debug, info};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at};
+use tokio_tungstenite::tungstenite::http::header;
 
 use crate::http::{self, Route};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::socket::Socket;
 use crate::stream::ClientStream;
-use tokio_tungstenite::tungstenite::http::header;
 
 /// Within the handshake timeout (TLS included), either answers plain HTTP (`None`) or
 /// upgrades, returning the WebSocket and the request path. A client too slow to finish its

@@ -16,14 +16,26 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use crate::config::Mode;
 
 /// The HTTP statuses counted apart; any other is counted as "other".
-const STATUSES: [&str; 12] = [
-    "101", "200", "400", "403", "404", "405", "408", "426", "429", "431", "503", "other",
-];
+const STATUSES: [u16; 11] = [101, 200, 400, 403, 404, 405, 408, 426, 429, 431, 503];
 
-/// The close-code classes counted apart.
-const CLOSE_CLASSES: [&str; 8] = [
-    "1000", "1001", "1002", "1007", "1008", "1009", "1013", "other",
-];
+/// The close codes counted apart; any other is counted as "other".
+const CLOSE_CODES: [u16; 7] = [1000, 1001, 1002, 1007, 1008, 1009, 1013];
+
+/// Where `value` is counted: its place in `counted`, or the "other" counter after them.
+fn slot(counted: &[u16], value: u16) -> usize {
+    counted
+        .iter()
+        .position(|&listed| listed == value)
+        .unwrap_or(counted.len())
+}
+
+/// The label values for `counted` and "other", in that order.
+fn labels(counted: &[u16]) -> impl Iterator<Item = String> + '_ {
+    counted
+        .iter()
+        .map(u16::to_string)
+        .chain(std::iter::once("other".to_owned()))
+}
 
 /// Handshake duration buckets, in seconds: 100 µs to about 6.5 s, by fours.
 const HANDSHAKE_BUCKETS: [f64; 9] = [
@@ -36,10 +48,10 @@ struct Registrar {
 }
 
 impl Registrar {
-    fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
         let labels: Vec<Label> = labels
             .iter()
-            .map(|(key, value)| Label::new(*key, *value))
+            .map(|(key, value)| Label::new(*key, value.to_string()))
             .collect();
         Key::from_parts(name, labels)
     }
@@ -52,7 +64,7 @@ impl Registrar {
         &self,
         name: &'static str,
         help: &'static str,
-        labels: &[(&'static str, &'static str)],
+        labels: &[(&'static str, &str)],
     ) -> Counter {
         self.recorder
             .describe_counter(name.into(), None, help.into());
@@ -64,7 +76,7 @@ impl Registrar {
         &self,
         name: &'static str,
         help: &'static str,
-        labels: &[(&'static str, &'static str)],
+        labels: &[(&'static str, &str)],
     ) -> Gauge {
         self.recorder.describe_gauge(name.into(), None, help.into());
         self.recorder
@@ -77,7 +89,7 @@ pub(crate) struct Metrics {
     handle: PrometheusHandle,
     /// TCP connections accepted.
     pub accepted: Counter,
-    /// HTTP answers, in the order of [`STATUSES`].
+    /// HTTP answers, in the order of [`STATUSES`], then "other".
     http_answers: Vec<Counter>,
     /// WebSocket sessions open now (labelled with the mode).
     pub websocket_open: Gauge,
@@ -86,7 +98,7 @@ pub(crate) struct Metrics {
     largest_room: Gauge,
     received: TrafficCounters,
     sent: TrafficCounters,
-    /// Close frames sent and received, in the order of [`CLOSE_CLASSES`].
+    /// Close frames sent and received, in the order of [`CLOSE_CODES`], then "other".
     close_sent: Vec<Counter>,
     close_received: Vec<Counter>,
     /// Broadcast members disconnected for falling behind (1013).
@@ -137,15 +149,6 @@ impl TrafficCounters {
     }
 }
 
-/// Where a close code is counted in [`CLOSE_CLASSES`].
-fn close_class(code: u16) -> usize {
-    let text = code.to_string();
-    CLOSE_CLASSES
-        .iter()
-        .position(|class| *class == text)
-        .unwrap_or(CLOSE_CLASSES.len() - 1)
-}
-
 impl Metrics {
     /// Registers everything; `mode` labels the open-sessions gauge.
     pub(crate) fn new(mode: Mode) -> Self {
@@ -162,9 +165,8 @@ impl Metrics {
             Mode::Broadcast => "broadcast",
         };
         let close = |name, help| -> Vec<Counter> {
-            CLOSE_CLASSES
-                .iter()
-                .map(|class| registrar.counter(name, help, &[("code", class)]))
+            labels(&CLOSE_CODES)
+                .map(|code| registrar.counter(name, help, &[("code", &code)]))
                 .collect()
         };
         let handshake_name = "wsecho_handshake_duration_seconds";
@@ -178,13 +180,12 @@ impl Metrics {
             .register_histogram(&Registrar::key(handshake_name, &[]), &Registrar::metadata());
         Metrics {
             accepted: registrar.counter("wsecho_tcp_accepted_total", "TCP connections accepted", &[]),
-            http_answers: STATUSES
-                .iter()
+            http_answers: labels(&STATUSES)
                 .map(|status| {
                     registrar.counter(
                         "wsecho_http_answers_total",
                         "HTTP answers sent, by status (101 is an upgrade)",
-                        &[("status", status)],
+                        &[("status", &status)],
                     )
                 })
                 .collect(),
@@ -248,22 +249,17 @@ impl Metrics {
 
     /// Counts an HTTP answer (or a 101) with `status`.
     pub(crate) fn http_answer(&self, status: u16) {
-        let text = status.to_string();
-        let index = STATUSES
-            .iter()
-            .position(|counted| *counted == text)
-            .unwrap_or(STATUSES.len() - 1);
-        self.http_answers[index].increment(1);
+        self.http_answers[slot(&STATUSES, status)].increment(1);
     }
 
     /// Counts a close frame sent with `code`.
     pub(crate) fn close_sent(&self, code: u16) {
-        self.close_sent[close_class(code)].increment(1);
+        self.close_sent[slot(&CLOSE_CODES, code)].increment(1);
     }
 
     /// Counts a close frame received with `code`.
     pub(crate) fn close_received(&self, code: u16) {
-        self.close_received[close_class(code)].increment(1);
+        self.close_received[slot(&CLOSE_CODES, code)].increment(1);
     }
 
     /// Adds what a session counted to the shared counters.

@@ -12,6 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use log::{debug, info, warn};
+use tokio::net::{TcpListener, TcpStream, lookup_host};
+use tokio::sync::Semaphore;
+
 use crate::config::Config;
 use crate::connection;
 use crate::http;
@@ -19,9 +23,6 @@ use crate::shared::Shared;
 use crate::shutdown::{Coordinator, Shutdown};
 use crate::stream::ClientStream;
 use crate::tls::Tls;
-use log::{debug, info, warn};
-use tokio::net::{TcpListener, TcpStream, lookup_host};
-use tokio::sync::Semaphore;
 
 /// Most clients being refused (answered `503`) at once; beyond it an excess client's socket is
 /// simply closed, so a flood past the connection limit cannot grow the refusals without bound.

@@ -27,18 +27,25 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A TLS connection to `server` that trusts only the certificate in `ca`.
-async fn tls_connect(addr: std::net::SocketAddr, ca: &Path) -> TlsStream<TcpStream> {
+/// A client configuration that trusts only the certificates in `ca`.
+fn trusting(ca: &Path) -> ClientConfig {
     let mut roots = RootCertStore::empty();
     for certificate in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(certificate.unwrap()).unwrap();
     }
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A TLS handshake with `addr` as `localhost`, trusting only the certificate in `ca`.
+async fn tls_handshake(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut config = trusting(ca);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
@@ -47,7 +54,13 @@ async fn tls_connect(addr: std::net::SocketAddr, ca: &Path) -> TlsStream<TcpStre
         TlsConnector::from(Arc::new(config)).connect(name, tcp),
     )
     .await
-    .expect("the server's certificate is trusted")
+}
+
+/// A TLS connection to `addr` that trusts only the certificate in `ca`.
+async fn tls_connect(addr: std::net::SocketAddr, ca: &Path) -> TlsStream<TcpStream> {
+    tls_handshake(addr, ca)
+        .await
+        .expect("the server's certificate is trusted")
 }
 
 async fn wss_connect(
@@ -65,6 +78,18 @@ async fn wss_connect(
     .0
 }
 
+/// A server with a self-signed certificate, and the file it wrote the certificate to.
+async fn self_signed_server(name: &str) -> (ServerProcess, PathBuf) {
+    let cert = scratch(name).join("cert.pem");
+    let server = ServerProcess::start(&[
+        "--tls-self-signed",
+        "--tls-cert-out",
+        cert.to_str().unwrap(),
+    ])
+    .await;
+    (server, cert)
+}
+
 async fn next_data(client: &mut WebSocketStream<TlsStream<TcpStream>>) -> Message {
     loop {
         match within("a message", client.next()).await.unwrap().unwrap() {
@@ -76,14 +101,7 @@ async fn next_data(client: &mut WebSocketStream<TlsStream<TcpStream>>) -> Messag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_self_signed_server_welcomes_and_echoes_over_wss() {
-    let dir = scratch("self-signed");
-    let cert = dir.join("cert.pem");
-    let server = ServerProcess::start(&[
-        "--tls-self-signed",
-        "--tls-cert-out",
-        cert.to_str().unwrap(),
-    ])
-    .await;
+    let (server, cert) = self_signed_server("self-signed").await;
     assert!(server.log().contains("listening on wss://"));
     assert!(server.log().contains("SHA-256 fingerprint"));
     let written = std::fs::read_to_string(&cert).unwrap();
@@ -107,14 +125,7 @@ async fn a_self_signed_server_welcomes_and_echoes_over_wss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_port_serves_https_pages_with_alpn_http_1_1() {
-    let dir = scratch("https");
-    let cert = dir.join("cert.pem");
-    let server = ServerProcess::start(&[
-        "--tls-self-signed",
-        "--tls-cert-out",
-        cert.to_str().unwrap(),
-    ])
-    .await;
+    let (server, cert) = self_signed_server("https").await;
     let mut stream = tls_connect(server.addr, &cert).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     stream
@@ -130,14 +141,7 @@ async fn the_same_port_serves_https_pages_with_alpn_http_1_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_on_the_tls_port_gets_a_400_that_says_so() {
-    let dir = scratch("plain");
-    let cert = dir.join("cert.pem");
-    let server = ServerProcess::start(&[
-        "--tls-self-signed",
-        "--tls-cert-out",
-        cert.to_str().unwrap(),
-    ])
-    .await;
+    let (server, cert) = self_signed_server("plain").await;
     let mut secure = wss_connect(server.addr, &cert).await;
     next_data(&mut secure).await;
     let answer = get(server.addr, "/").await;
@@ -231,24 +235,7 @@ fn write_pair(cert: &Path, key: &Path) {
 
 /// Whether a TLS handshake with `addr` succeeds trusting only the certificate in `ca`.
 async fn trusts(addr: std::net::SocketAddr, ca: &Path) -> bool {
-    let mut roots = RootCertStore::empty();
-    for certificate in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(certificate.unwrap()).unwrap();
-    }
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    within(
-        "a TLS handshake",
-        TlsConnector::from(Arc::new(config)).connect(name, tcp),
-    )
-    .await
-    .is_ok()
+    tls_handshake(addr, ca).await.is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

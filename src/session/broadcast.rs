@@ -68,7 +68,7 @@ pub(crate) async fn run(
             }
             if session.socket.is_backed_up() {
                 match session.socket.poll_flush(context) {
-                    Poll::Ready(Ok(())) => write_deadline = None,
+                    Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(error)) => return Poll::Ready(Wake::WriteFailed(error)),
                     Poll::Pending => {
                         let deadline =
@@ -78,6 +78,11 @@ pub(crate) async fn run(
                         }
                     }
                 }
+            }
+            if !session.socket.is_backed_up() {
+                // However the backlog cleared (here, or in a batch's or a ping's write
+                // attempt), the next backlog gets a deadline of its own.
+                write_deadline = None;
             }
             if !session.socket.is_backed_up()
                 && let Poll::Ready(outgoing) = member.queue.poll_recv(context)

@@ -165,13 +165,13 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// One attempt to write out everything queued, without waiting: returns whether all of
-    /// it went. What the socket could not take stays queued, and the socket counts as backed
-    /// up until a later attempt finishes.
-    async fn flush_now(&mut self) -> Result<bool, End> {
+    /// One attempt to write out everything queued, without waiting. What the socket could
+    /// not take stays queued, and the socket counts as backed up until a later attempt
+    /// finishes.
+    async fn flush_now(&mut self) -> Result<(), End> {
         match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
-            Poll::Ready(flushed) => flushed.map(|()| true).map_err(End::from_error),
-            Poll::Pending => Ok(false),
+            Poll::Ready(flushed) => flushed.map_err(End::from_error),
+            Poll::Pending => Ok(()),
         }
     }
 
