@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::stream::ClientStream;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
@@ -227,5 +227,20 @@ impl Socket {
         })
         .await;
         closed_is_done(closed)
+    }
+
+    /// Ends a connection whose client may still be sending, after the close frame: a FIN
+    /// says no more is coming, then whatever arrives is read and dropped until the client
+    /// closes its side. Closing a socket with unread bytes in it makes the kernel answer
+    /// with RST, and an RST can destroy the close frame before the client has read it:
+    /// browsers then report 1006 instead of the code the server sent (1009 for a message
+    /// over the limit, whose payload is still on its way when the header is refused).
+    pub(crate) async fn linger(&mut self) {
+        let stream = &mut self.websocket.get_mut().stream;
+        if stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut scratch = [0u8; 4096];
+        while let Ok(1..) = stream.read(&mut scratch).await {}
     }
 }

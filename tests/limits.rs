@@ -45,6 +45,41 @@ async fn a_message_over_the_size_limit_is_closed_with_1009() {
     server.shut_down().await;
 }
 
+/// The payload of a refused message is still arriving when the server closes. Had it closed
+/// the socket with those bytes unread, the kernel would answer with a reset, and a browser
+/// that then writes its close reply reports 1006 instead of 1009. The server drains instead:
+/// the client's reply goes through and the connection ends with a clean end-of-stream.
+#[tokio::test]
+async fn a_refused_message_still_arriving_does_not_turn_the_close_into_a_reset() {
+    let server = TestServer::start(Config {
+        mode: Mode::Raw,
+        max_message_size: 1024,
+        ..quick_timeouts()
+    })
+    .await;
+    let mut stream = raw_websocket(server.addr).await;
+    let message = frame(0x2, &vec![7u8; 256 * 1024], Some([1, 2, 3, 4]));
+    within("send the oversized message", stream.write_all(&message))
+        .await
+        .unwrap();
+    let (opcode, payload) = read_server_frame(&mut stream).await.expect("a close frame");
+    assert_eq!(opcode, 0x8);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1009);
+    within(
+        "the close reply",
+        stream.write_all(&frame(0x8, &1009u16.to_be_bytes(), Some([1, 2, 3, 4]))),
+    )
+    .await
+    .expect("the server still takes the client's close reply");
+    let mut rest = [0u8; 64];
+    let end = within("the end of the stream", stream.read(&mut rest)).await;
+    assert!(
+        matches!(end, Ok(0)),
+        "a clean end-of-stream, not a reset: {end:?}"
+    );
+    server.shut_down().await;
+}
+
 #[tokio::test]
 async fn a_fragmented_message_over_the_size_limit_is_closed_with_1009() {
     let server = TestServer::start(Config {

@@ -161,6 +161,7 @@ pub(crate) async fn finish(socket: &mut Socket, peer: SocketAddr, end: End, shar
     end.log(peer);
     end.count(&shared.metrics);
     let close_timeout = shared.config.close_timeout;
+    let stream_is_unparsable = matches!(end, End::Violation(_));
     let Some(frame) = end.close_frame() else {
         if let End::ClientClosed(_) = end {
             // The reply to the client's close frame, if tungstenite has queued one.
@@ -170,6 +171,12 @@ pub(crate) async fn finish(socket: &mut Socket, peer: SocketAddr, end: End, shar
     };
     let _ = timeout(close_timeout, async {
         if socket.close(frame).await.is_err() {
+            return;
+        }
+        if stream_is_unparsable {
+            // After a broken frame the rest of the stream cannot be read as frames; it is
+            // drained instead, so that the close frame reaches the client intact.
+            socket.linger().await;
             return;
         }
         // Read until the client's close frame (or anything that ends the stream).
