@@ -135,7 +135,11 @@ async fn answer_or_upgrade(
                 }
             };
         }
-        Route::Stats => http::Response::stats(shared.open_connections(), shared.hub.room_sizes()),
+        Route::Stats => http::Response::stats(
+            shared.config.mode,
+            shared.open_connections(),
+            shared.hub.room_sizes(),
+        ),
         Route::Metrics if metrics_allowed(peer, &shared.config.metrics_allow) => {
             http::Response::metrics(
                 shared

@@ -10,6 +10,8 @@ use tokio_tungstenite::tungstenite::handshake::server::write_response;
 use tokio_tungstenite::tungstenite::http;
 
 use super::HeadError;
+use crate::config::Mode;
+use clap::ValueEnum;
 
 /// How long a refused client gets to read its answer before the socket is closed. Closing a
 /// socket with unread input makes the kernel send a reset, which can destroy the answer
@@ -87,13 +89,17 @@ impl Response {
     /// `/stats`: `{"connections":N,"rooms":{"/lobby":2,...}}`, where `connections` counts
     /// the connection slots taken (WebSocket clients plus HTTP requests being answered, this
     /// one included) and `rooms` the members of each broadcast room.
-    pub(crate) fn stats(connections: usize, rooms: Vec<(String, usize)>) -> Self {
+    pub(crate) fn stats(mode: Mode, connections: usize, rooms: Vec<(String, usize)>) -> Self {
         let rooms: serde_json::Map<String, serde_json::Value> = rooms
             .into_iter()
             .map(|(name, size)| (name, size.into()))
             .collect();
+        let mode = mode
+            .to_possible_value()
+            .map(|value| value.get_name().to_owned());
         let mut body =
-            serde_json::json!({ "connections": connections, "rooms": rooms }).to_string();
+            serde_json::json!({ "mode": mode, "connections": connections, "rooms": rooms })
+                .to_string();
         body.push('\n');
         Response {
             status: http::StatusCode::OK,
@@ -195,7 +201,7 @@ mod tests {
             ("/ctl\u{1}\n".to_owned(), 3),
             ("/ünï".to_owned(), 4),
         ];
-        let response = Response::stats(7, rooms.clone());
+        let response = Response::stats(Mode::Broadcast, 7, rooms.clone());
         assert!(response.body.ends_with('\n'));
         assert_eq!(
             response.body.lines().count(),
@@ -205,6 +211,7 @@ mod tests {
         );
         let parsed: serde_json::Value = serde_json::from_str(&response.body).unwrap();
         assert_eq!(parsed["connections"], 7);
+        assert_eq!(parsed["mode"], "broadcast");
         for (name, size) in rooms {
             assert_eq!(parsed["rooms"][name.as_str()], size, "{name:?}");
         }
@@ -213,7 +220,10 @@ mod tests {
     #[test]
     fn stats_without_rooms_is_an_empty_object() {
         let parsed: serde_json::Value =
-            serde_json::from_str(&Response::stats(0, Vec::new()).body).unwrap();
-        assert_eq!(parsed, serde_json::json!({ "connections": 0, "rooms": {} }));
+            serde_json::from_str(&Response::stats(Mode::Echo, 0, Vec::new()).body).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({ "mode": "echo", "connections": 0, "rooms": {} })
+        );
     }
 }
