@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { createHash, X509Certificate } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
@@ -20,6 +20,7 @@ const repo = resolve(here, "../..");
 const serverBinary = process.env.WSECHO_BIN ?? join(repo, "target/release/wsecho");
 const browserPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const screenshots = join(here, "screenshots");
+const docs = join(repo, "docs");
 const clientFile = pathToFileURL(join(repo, "client.html")).href;
 const WAIT = 15_000; // ms; generous upper bound for anything awaited
 
@@ -65,8 +66,8 @@ function stopServer(child) {
   });
 }
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 900, height: 600 } });
+async function newPage(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 600 }, ...options });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   return page;
@@ -82,6 +83,15 @@ async function sendWithEnter(page, text) {
 
 async function screenshot(page, name) {
   await page.screenshot({ path: join(screenshots, name + ".png") });
+}
+
+/** A screenshot that, with UPDATE_DOCS=1, also replaces the README's copy in docs/. */
+async function docScreenshot(page, name, docName) {
+  await page.setViewportSize({ width: 1100, height: 720 });
+  await screenshot(page, name);
+  if (process.env.UPDATE_DOCS === "1") {
+    copyFileSync(join(screenshots, name + ".png"), join(docs, docName + ".png"));
+  }
 }
 
 before(async () => {
@@ -110,12 +120,12 @@ test("served at /, the page connects by itself, shows the welcome and the reply"
   await received(page).filter({ hasText: "Welcome to the WebSocket server!" }).waitFor();
   await sendWithEnter(page, "hello");
   await received(page).filter({ hasText: 'Hello from server, you said: "hello"' }).waitFor();
-  assert.equal(await page.locator("#log li.sent").last().innerText().then((t) => t.endsWith("hello")), true);
+  assert.equal(await page.locator("#log li.sent .body").last().innerText(), "hello");
   assert.equal(await page.locator("#message").inputValue(), "", "the input is cleared after sending");
   // An empty message is a message too: the server answers it.
   await page.locator("#message").press("Enter");
   await received(page).filter({ hasText: 'Hello from server, you said: ""' }).waitFor();
-  await screenshot(page, "1-served-echo");
+  await docScreenshot(page, "1-served-echo", "client");
   // Readable on a phone-width screen: nothing sticks out sideways.
   await page.setViewportSize({ width: 360, height: 640 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -229,9 +239,9 @@ test("broadcast mode: pages in a room see each other, another room sees nothing"
   // Carol's own message reaches her; had team-a's crossed over, they would be there first.
   await sendWithEnter(carol, "carol here");
   await received(carol).filter({ hasText: "carol here" }).waitFor();
-  assert.deepEqual(await received(carol).allInnerTexts().then((all) => all.map((t) => t.split("←")[1]?.trim())),
+  assert.deepEqual(await received(carol).locator(".body").allInnerTexts(),
     ["Welcome to the WebSocket server!", "carol here"]);
-  await screenshot(alice, "4a-broadcast-alice");
+  await docScreenshot(alice, "4a-broadcast-alice", "client-broadcast");
   await screenshot(carol, "4b-broadcast-other-room");
   for (const page of [alice, bob, carol]) await page.context().close();
   await stopServer(server);
@@ -248,6 +258,269 @@ test("a message with HTML in it is shown as text and runs nothing", async () => 
   assert.equal(await page.locator("#log img, #log script").count(), 0);
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   await screenshot(page, "5-html-as-text");
+  await page.context().close();
+  await stopServer(server);
+});
+
+// ---- The test-client features: composer, saved messages, repeat, log, round trips, panel ----
+
+/** Opens the page served by a raw-mode wsecho (verbatim echo, no welcome) and waits for open. */
+async function rawPage(extraArgs = [], options = {}) {
+  const server = await startServer(["--mode", "raw", ...extraArgs]);
+  const page = await newPage(options);
+  await page.goto(`http://127.0.0.1:${server.port}/`);
+  await state(page).filter({ hasText: /^open$/ }).waitFor();
+  return { server, page };
+}
+
+/** Chooses a format, fills the composer and sends with Ctrl+Enter. */
+async function compose(page, format, text) {
+  await page.locator("#format").selectOption(format);
+  await page.locator("#message").fill(text);
+  await page.locator("#message").press("Control+Enter");
+}
+
+test("JSON is validated and pretty-printed before sending; invalid JSON is refused", async () => {
+  const { server, page } = await rawPage();
+  await compose(page, "json", '{"op":"subscribe","channels":["a","b"],"n":1}');
+  const pretty = JSON.stringify({ op: "subscribe", channels: ["a", "b"], n: 1 }, null, 2);
+  assert.equal(await page.locator("#message").inputValue(), pretty, "the composer shows what was sent");
+  const reply = received(page).first();
+  await reply.waitFor();
+  assert.equal(await reply.getAttribute("data-json"), "true");
+  assert.equal(await reply.locator(".body").innerText(), pretty);
+  assert.match(await reply.locator(".size").innerText(), new RegExp(`text, ${Buffer.byteLength(pretty)} bytes`));
+  // Plain Enter in JSON adds a line rather than sending half a document.
+  await page.locator("#message").fill('{"a":');
+  await page.locator("#message").press("Enter");
+  assert.equal(await page.locator("#log li.sent").count(), 1);
+  await page.locator("#message").press("Control+Enter");
+  await page.locator("#composer-error").filter({ hasText: /Not sent: invalid JSON/ }).waitFor();
+  assert.equal(await page.locator("#log li.sent").count(), 1, "invalid JSON is not sent");
+  await docScreenshot(page, "6-json", "client-composer");
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("binary as hex and base64 goes out and comes back byte for byte; bad input names the position", async () => {
+  const { server, page } = await rawPage();
+  // In raw mode the server echoes exactly what it received, so the reply's bytes are the
+  // server's view of the message.
+  const bytes = Array.from({ length: 300 }, (_, i) => (i * 7) % 256);
+  const hex = bytes.map((b) => b.toString(16).padStart(2, "0")).join(" ");
+  await compose(page, "hex", hex);
+  const reply = received(page).first();
+  await reply.waitFor();
+  assert.match(await reply.locator(".size").innerText(), /binary, 300 bytes/);
+  // The preview shows the first 256 bytes; "Show all" shows the rest.
+  const dump = (text) => text.split("\n").flatMap((line) => line.split(/\s+/).slice(1)).filter(Boolean).map((h) => parseInt(h, 16));
+  assert.deepEqual(dump(await reply.locator(".body").innerText()), bytes.slice(0, 256));
+  await reply.locator(".expand").click();
+  assert.deepEqual(dump(await reply.locator(".body").innerText()), bytes);
+
+  const base64 = Buffer.from(bytes).toString("base64");
+  await compose(page, "base64", base64);
+  await received(page).nth(1).waitFor();
+  const exported = await page.evaluate(() => entries.filter((e) => e.direction === "received").map((e) => Array.from(e.data)));
+  assert.deepEqual(exported, [bytes, bytes], "both replies are exactly the bytes sent");
+
+  await compose(page, "hex", "0a 1b zz");
+  await page.locator("#composer-error").filter({ hasText: 'not a hex digit: "z" at position 7' }).waitFor();
+  await compose(page, "hex", "abc");
+  await page.locator("#composer-error").filter({ hasText: "odd number of hex digits" }).waitFor();
+  await compose(page, "base64", "aGVsbG8*");
+  await page.locator("#composer-error").filter({ hasText: 'not base64: "*" at position 8' }).waitFor();
+  assert.equal(await page.locator("#log li.sent").count(), 2, "nothing invalid was sent");
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("saved messages survive a reload, send with one click, and can be deleted", async () => {
+  const { server, page } = await rawPage();
+  await page.locator("#format").selectOption("hex");
+  await page.locator("#message").fill("de ad be ef");
+  await page.locator("#save-name").fill("deadbeef");
+  await page.locator("#save").click();
+  await page.locator("#format").selectOption("text");
+  await page.locator("#message").fill("ping");
+  await page.locator("#save-name").fill("ping");
+  await page.locator("#save").click();
+  await page.reload();
+  await state(page).filter({ hasText: /^open$/ }).waitFor();
+  assert.deepEqual(await page.locator("#saved .send-saved").allInnerTexts(), ["deadbeef", "ping"]);
+  await page.locator("#saved .send-saved", { hasText: "deadbeef" }).click();
+  await received(page).first().waitFor();
+  assert.match(await received(page).first().locator(".size").innerText(), /binary, 4 bytes/);
+  assert.equal((await received(page).first().locator(".body").innerText()).trim(), "00000000  de ad be ef");
+  await page.locator("#saved .send-saved", { hasText: "ping" }).click();
+  await received(page).filter({ hasText: "ping" }).waitFor();
+  await page.getByRole("button", { name: "Delete deadbeef" }).click();
+  await page.reload();
+  await state(page).filter({ hasText: /^open$/ }).waitFor();
+  assert.deepEqual(await page.locator("#saved .send-saved").allInnerTexts(), ["ping"]);
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("repeat sends exactly N; a timed repeat stops on disconnect", async () => {
+  const { server, page } = await rawPage();
+  await page.locator("#message").fill("again");
+  await page.locator("#repeat-count").fill("25");
+  await page.locator("#repeat-n").click();
+  await page.locator("#repeat-counter").filter({ hasText: "sent 25 of 25" }).waitFor();
+  await received(page).nth(24).waitFor();
+  assert.equal(await page.locator("#log li.sent").count(), 25);
+  // Nothing more arrives: exactly 25 went out and came back.
+  await page.locator("#message").fill("marker");
+  await page.locator("#message").press("Enter");
+  await received(page).filter({ hasText: "marker" }).waitFor();
+  assert.equal(await received(page).count(), 26);
+  await page.locator("#info-sent").filter({ hasText: "26 messages" }).waitFor();
+
+  await page.locator("#message").fill("tick");
+  await page.locator("#repeat-interval").fill("20");
+  await page.locator("#repeat-every").click();
+  await page.locator("#repeat-counter").filter({ hasText: /sent ([3-9]|\d\d+)/ }).waitFor();
+  await page.locator("#connect").click(); // Disconnect
+  await state(page).filter({ hasText: /^closed/ }).waitFor();
+  await page.locator("#repeat-counter").filter({ hasText: "(stopped)" }).waitFor();
+  const sentThen = await page.locator("#log li.sent").count();
+  await page.waitForTimeout(200);
+  assert.equal(await page.locator("#log li.sent").count(), sentThen, "nothing is sent after the disconnect");
+  assert.equal(await page.locator("#repeat-every").innerText(), "Start");
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("the log filters by direction and search, copies an entry and exports JSON Lines", async () => {
+  const { server, page } = await rawPage([], { acceptDownloads: true, permissions: ["clipboard-read", "clipboard-write"] });
+  for (const text of ["alpha one", "beta two", "needle three"]) {
+    await page.locator("#message").fill(text);
+    await page.locator("#message").press("Enter");
+  }
+  await compose(page, "hex", "00 ff 10");
+  await received(page).nth(3).waitFor();
+  const visible = (selector) => page.locator(`#log li${selector}:not([hidden])`).count();
+  assert.equal(await visible(".sent"), 4);
+  await page.locator("#show-sent").uncheck();
+  assert.equal(await visible(".sent"), 0);
+  assert.equal(await visible(".received"), 4);
+  await page.locator("#show-system").uncheck();
+  assert.equal(await visible(".system"), 0);
+  await page.locator("#show-sent").check();
+  await page.locator("#search").fill("NEEDLE");
+  assert.deepEqual(await page.locator("#log li:not([hidden]) .body").allInnerTexts(), ["needle three", "needle three"]);
+  await page.locator("#search").fill("");
+  await page.locator("#show-system").check();
+  assert.equal(await visible(""), await page.locator("#log li").count());
+
+  await page.locator("#log li.received", { hasText: "beta two" }).getByRole("button", { name: "Copy this entry" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), "beta two");
+
+  const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#export").click()]);
+  const lines = readFileSync(await download.path(), "utf8").trim().split("\n").map((line) => JSON.parse(line));
+  assert.equal(lines.length, await page.locator("#log li").count(), "one line per log entry");
+  assert.deepEqual(lines.filter((l) => l.direction === "sent").map((l) => l.data ?? l.data_base64),
+    ["alpha one", "beta two", "needle three", Buffer.from([0, 255, 16]).toString("base64")]);
+  const binary = lines.find((l) => l.direction === "received" && l.type === "binary");
+  assert.equal(binary.size, 3);
+  assert.equal(binary.data_base64, "AP8Q");
+  assert.ok(lines.every((l) => !Number.isNaN(Date.parse(l.time))));
+  assert.ok(lines.some((l) => l.direction === "system" && l.data.startsWith("Connected to")));
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("echoes show their round-trip time and a live chart; the close panel names the code", async () => {
+  const { server, page } = await rawPage(["--max-message-size", "1KiB"]);
+  await page.locator("#message").fill("timed");
+  await page.locator("#repeat-count").fill("40");
+  await page.locator("#repeat-n").click();
+  await received(page).nth(39).waitFor();
+  const rtts = await page.locator("#log li.received .rtt").allInnerTexts();
+  assert.equal(rtts.length, 40, "every echo is matched to the message it answers");
+  assert.ok(rtts.every((t) => /^round trip \d+\.\d ms$/.test(t)), rtts[0]);
+  await page.locator("#chart-caption").filter({ hasText: /Last 40 round trips: median/ }).waitFor();
+  const points = await page.locator("#chart-line").getAttribute("points");
+  assert.equal(points.trim().split(" ").length, 40);
+  assert.equal(await page.locator("#info-protocol").innerText(), "none");
+  assert.match(await page.locator("#info-uptime").innerText(), /^\d+ s$/);
+  await docScreenshot(page, "7-round-trips", "client-log");
+
+  await page.locator("#auto").uncheck();
+  await page.locator("#message").fill("x".repeat(2000));
+  await page.locator("#message").press("Enter");
+  await page.locator("#info-close").filter({ hasText: /^1009 Message Too Big/ }).waitFor();
+  await state(page).filter({ hasText: /closed \(code 1009/ }).waitFor();
+  await docScreenshot(page, "8-close-panel", "client-close");
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("in broadcast mode the page does not take the room's messages for replies", async () => {
+  const server = await startServer(["--mode", "broadcast"]);
+  const page = await newPage();
+  await page.goto(`http://127.0.0.1:${server.port}/room`);
+  await state(page).filter({ hasText: /^open$/ }).waitFor();
+  await assert.doesNotReject(page.locator("#match-replies:not(:checked)").waitFor());
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("a 10 MB message leaves the page responsive and is shown truncated, not cut", async () => {
+  const { server, page } = await rawPage();
+  const size = 10 * 1000 * 1000;
+  await page.evaluate((n) => { document.getElementById("message").value = "y".repeat(n); }, size);
+  await page.locator("#send").click();
+  const reply = received(page).first();
+  await reply.waitFor();
+  assert.match(await reply.locator(".size").innerText(), new RegExp(`text, ${size} bytes`));
+  await reply.locator(".note").filter({ hasText: /Display truncated: showing 20000 of 10000000/ }).waitFor();
+  assert.equal(await page.evaluate(() => entries.at(-1).data.length), size, "the data is kept whole");
+  // Still responsive: a click and a small echo go through promptly.
+  const started = Date.now();
+  await page.locator("#message").fill("after");
+  await page.locator("#message").press("Enter");
+  await received(page).filter({ hasText: "after" }).waitFor();
+  assert.ok(Date.now() - started < 5000, `the page took ${Date.now() - started} ms to answer`);
+  await page.context().close();
+  await stopServer(server);
+});
+
+test("the page is self-contained, keyboard-usable, and readable dark and at 360 px", async () => {
+  const html = readFileSync(join(repo, "client.html"), "utf8");
+  assert.doesNotMatch(html, /(src|href)\s*=\s*["']?(https?:)?\/\//i, "no external resources");
+  assert.doesNotMatch(html, /@import|url\(\s*["']?https?:/i, "no external stylesheets or images");
+  const server = await startServer(["--mode", "raw"]);
+  const page = await newPage({ colorScheme: "dark" });
+  const requests = [];
+  page.on("request", (request) => requests.push(request.url()));
+  await page.goto(`${clientFile}?url=ws://127.0.0.1:${server.port}`);
+  await state(page).filter({ hasText: /^open$/ }).waitFor();
+  assert.deepEqual(requests.filter((url) => !url.startsWith("file:") && !url.startsWith("ws:")), [],
+    "opened from disk, the page fetches nothing");
+  // Every control has a name a screen reader can say.
+  const unnamed = await page.evaluate(() => [...document.querySelectorAll("button, input, select, textarea")]
+    .filter((el) => !(el.labels?.length || el.getAttribute("aria-label") || el.textContent.trim() || el.placeholder))
+    .map((el) => el.id || el.outerHTML));
+  assert.deepEqual(unnamed, []);
+  // The keyboard alone: focus the composer, type, Ctrl+Enter.
+  await page.locator("#message").focus();
+  await page.keyboard.type("by keyboard");
+  await page.keyboard.press("Control+Enter");
+  await received(page).filter({ hasText: "by keyboard" }).waitFor();
+  // Dark scheme: the browser's dark canvas with light text, and the page's dark palette.
+  const dark = await page.evaluate(() => ({
+    text: getComputedStyle(document.body).color,
+    received: getComputedStyle(document.documentElement).getPropertyValue("--received").trim(),
+  }));
+  const brightness = dark.text.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 765;
+  assert.ok(brightness > 0.6, `text colour ${dark.text} on the dark canvas`);
+  assert.equal(dark.received, "#6ee7b7");
+  await page.setViewportSize({ width: 360, height: 740 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than a 360px screen`);
+  await screenshot(page, "9-dark-phone");
   await page.context().close();
   await stopServer(server);
 });
