@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Runs a baseline echo server on one thread: listens on 127.0.0.1:`port` (0 picks one),
-/// logs `listening on ws://ADDRESS` the way wsecho does (the runner waits for that line),
-/// and gives each accepted connection, with Nagle off, to `serve` in a task of its own.
-pub fn serve_on_one_thread<F, Fut>(port: u16, serve: F) -> std::io::Result<()>
+/// logs `listening on SCHEME://ADDRESS` the way wsecho does (the runner waits for that
+/// line), and gives each accepted connection, with Nagle off, to `serve` in a task of its
+/// own.
+pub fn serve_on_one_thread<F, Fut>(port: u16, scheme: &str, serve: F) -> std::io::Result<()>
 where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -19,7 +20,7 @@ where
         .build()?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        eprintln!("listening on ws://{}", listener.local_addr()?);
+        eprintln!("listening on {scheme}://{}", listener.local_addr()?);
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);
@@ -98,13 +99,16 @@ pub fn open_fds(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
 
-/// Waits (up to `limit`) for a server's log file to say `listening on ws://ADDRESS`, as
-/// wsecho and the baseline servers do, and returns the first such address.
+/// Waits (up to `limit`) for a server's log file to say `listening on ws://ADDRESS` (or
+/// `wss://`), as wsecho and the baseline servers do, and returns the first such address.
 pub fn wait_for_listening(log: &std::path::Path, limit: Duration) -> Option<String> {
     let deadline = std::time::Instant::now() + limit;
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text.split("listening on ws://").nth(1) {
+        let after_scheme = ["listening on ws://", "listening on wss://"]
+            .iter()
+            .find_map(|announcement| text.split(announcement).nth(1));
+        if let Some(rest) = after_scheme {
             return Some(rest.lines().next().unwrap_or_default().trim().to_owned());
         }
         if std::time::Instant::now() > deadline {

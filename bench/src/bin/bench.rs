@@ -54,6 +54,8 @@ struct Server {
     tcp: bool,
     /// Sends a welcome frame first.
     welcome: bool,
+    /// Serves TLS with a self-signed certificate it writes for the load generator to trust.
+    tls: bool,
 }
 
 /// A WebSocket echo server the load generator reaches with a handshake and no welcome.
@@ -68,6 +70,7 @@ const fn websocket(
         args,
         tcp: false,
         welcome: false,
+        tls: false,
     }
 }
 
@@ -77,6 +80,7 @@ const TCP: Server = Server {
     args: &[],
     tcp: true,
     welcome: false,
+    tls: false,
 };
 const TUNGSTENITE: Server = websocket("tokio-tungstenite, default config", "tungstenite-echo", &[]);
 const TUNGSTENITE_8K: Server = websocket(
@@ -93,6 +97,7 @@ const WSECHO_ECHO: Server = Server {
     args: &[],
     tcp: false,
     welcome: true,
+    tls: false,
 };
 const WSECHO_BROADCAST: Server = websocket(
     "wsecho --mode broadcast",
@@ -106,6 +111,26 @@ const WSECHO_BROADCAST: Server = websocket(
         "4096",
     ],
 );
+
+const TLS_CEILING: Server = Server {
+    name: "tokio-rustls echo (TLS ceiling)",
+    binary: "tls-echo",
+    args: &[],
+    tcp: true,
+    welcome: false,
+    tls: true,
+};
+const WSECHO_RAW_TLS: Server = Server {
+    name: "wsecho --mode raw over wss://",
+    binary: "wsecho",
+    args: &["--mode", "raw", "--tls-self-signed"],
+    tcp: false,
+    welcome: false,
+    tls: true,
+};
+
+/// The servers of the TLS rows, in the table's order.
+const TLS_SERVERS: [Server; 2] = [TLS_CEILING, WSECHO_RAW_TLS];
 
 /// The servers of the echo scenarios, in the table's order.
 const SERVERS: [Server; 6] = [
@@ -150,7 +175,7 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
         Scenario {
             key: "echo64",
             loadgen: strings(&["--mode", "echo", "--connections", "64", "--size", "32"]),
-            servers: echo_servers.clone(),
+            servers: [&echo_servers[..], &TLS_SERVERS].concat(),
         },
         Scenario {
             key: "echo1000",
@@ -187,7 +212,7 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 "--size",
                 "65536",
             ]),
-            servers: echo_servers,
+            servers: [&echo_servers[..], &TLS_SERVERS].concat(),
         },
         Scenario {
             key: "idle",
@@ -196,7 +221,15 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 vec![scale(10_000, 1000)],
             ]
             .concat(),
-            servers: vec![TCP, TUNGSTENITE, TUNGSTENITE_8K, FASTWEBSOCKETS, WSECHO_RAW],
+            servers: vec![
+                TCP,
+                TUNGSTENITE,
+                TUNGSTENITE_8K,
+                FASTWEBSOCKETS,
+                WSECHO_RAW,
+                TLS_CEILING,
+                WSECHO_RAW_TLS,
+            ],
         },
         Scenario {
             key: "fanout",
@@ -220,10 +253,12 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
     ]
 }
 
-/// A server process pinned to CPU 0, and the address it listens on.
+/// A server process pinned to CPU 0, the address it listens on, and for a TLS server the
+/// certificate file to trust.
 struct Running {
     child: Child,
     addr: String,
+    certificate: Option<PathBuf>,
 }
 
 impl Drop for Running {
@@ -239,16 +274,28 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
     // The log goes to a file: a pipe that this process (on the load generator's core) had to
     // drain would slow the server down whenever it logs.
     let log = std::fs::File::create(log_path).expect("create the server log");
-    let child = Command::new("taskset")
+    let certificate = server
+        .tls
+        .then(|| log_path.with_file_name("certificate.pem"));
+    let mut command = Command::new("taskset");
+    command
         .args(["-c", "0"])
         .arg(bin_dir.join(server.binary))
         .args(server.args)
         .args(match server.binary {
             "tcp-echo" | "fastwebsockets-echo" => &["0"][..],
-            "tungstenite-echo" => &["--port", "0"][..],
+            "tungstenite-echo" | "tls-echo" => &["--port", "0"][..],
             // One thread, like every other server here, and room for the idle scenario.
             _ => &WSECHO_COMMON_ARGS[..],
-        })
+        });
+    if let Some(path) = &certificate {
+        let flag = match server.binary {
+            "tls-echo" => "--cert-out",
+            _ => "--tls-cert-out",
+        };
+        command.arg(flag).arg(path);
+    }
+    let child = command
         .env("RUST_LOG", "info")
         .stderr(log)
         .stdout(Stdio::null())
@@ -261,7 +308,11 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
             std::fs::read_to_string(log_path).unwrap_or_default()
         )
     });
-    Running { child, addr }
+    Running {
+        child,
+        addr,
+        certificate,
+    }
 }
 
 fn run_once(server: &Server, scenario: &Scenario, args: &Args) -> String {
@@ -280,6 +331,9 @@ fn run_once(server: &Server, scenario: &Scenario, args: &Args) -> String {
     }
     if server.welcome {
         command.arg("--welcome");
+    }
+    if let Some(path) = &running.certificate {
+        command.arg("--tls-ca").arg(path);
     }
     if scenario.key.starts_with("echo") || scenario.key.starts_with("pipe") {
         command.args(["--processes", &args.loadgen_processes.to_string()]);
@@ -489,6 +543,50 @@ fn print_user_table(results: &Results, args: &Args) {
     }
 }
 
+/// The TLS rows: wsecho over `wss://` beside a bare tokio-rustls echo server.
+fn print_tls_table(results: &Results) {
+    if TLS_SERVERS.iter().all(|server| {
+        results
+            .values("echo64", server.name, "server_us_per_msg")
+            .is_empty()
+            && results
+                .values("idle", server.name, "bytes_per_connection")
+                .is_empty()
+    }) {
+        return;
+    }
+    println!();
+    println!("TLS (server CPU per message or per handshake, µs; full handshakes, no resumption):");
+    println!();
+    println!(
+        "| server | echo, 64 conns: µs/msg | pipelined 64 KiB, 16x4: µs/msg | idle memory per connection | handshakes/s (µs each) |"
+    );
+    println!("|---|---|---|---|---|");
+    for server in TLS_SERVERS {
+        let n = server.name;
+        println!(
+            "| {n} | {} | {} | {} KB | {} ({}) |",
+            show(results.cell("echo64", n, "server_us_per_msg"), 2),
+            show(results.cell("pipe64k", n, "server_us_per_msg"), 1),
+            show(results.cell("idle", n, "bytes_per_connection") / 1000.0, 1),
+            show(results.cell("idle", n, "handshakes_per_sec"), 0),
+            show(results.cell("idle", n, "server_us_per_handshake"), 1),
+        );
+    }
+    let (wss, ceiling) = (WSECHO_RAW_TLS.name, TLS_CEILING.name);
+    println!();
+    println!("TLS ratios, wsecho over wss:// / TLS ceiling (goals: ≤ 1.15, 1.15, 1.1, 1.2):");
+    for (label, scenario, name) in [
+        ("echo 64 conns, µs/msg", "echo64", "server_us_per_msg"),
+        ("pipelined 64 KiB, µs/msg", "pipe64k", "server_us_per_msg"),
+        ("µs per handshake", "idle", "server_us_per_handshake"),
+        ("idle memory per connection", "idle", "bytes_per_connection"),
+    ] {
+        let ratio = results.paired_ratio(scenario, wss, ceiling, name);
+        println!("- {label}: {}", show(ratio, 3));
+    }
+}
+
 /// Broadcast fan-out, the goal ratios, and how busy the load generator was.
 fn print_summary(results: &Results, args: &Args) {
     let b = WSECHO_BROADCAST.name;
@@ -570,6 +668,7 @@ fn main() {
     let results = run_rounds(&scenarios, &args, &date);
     print_cpu_table(&results, &args, &date);
     print_user_table(&results, &args);
+    print_tls_table(&results);
     print_summary(&results, &args);
     println!(
         "Raw results: {} ({} s in all).",

@@ -31,7 +31,7 @@ async fn handle(mut request: Request<Incoming>) -> Result<Response<Empty<Bytes>>
 }
 
 fn main() -> std::io::Result<()> {
-    wsecho_bench::serve_on_one_thread(wsecho_bench::port_argument(), |stream| async move {
+    wsecho_bench::serve_on_one_thread(wsecho_bench::port_argument(), "ws", |stream| async move {
         let _ = http1::Builder::new()
             .serve_connection(TokioIo::new(stream), service_fn(handle))
             .with_upgrades()

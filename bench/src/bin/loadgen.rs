@@ -12,6 +12,7 @@
 //! Frames are written by hand (precomputed, masked with a fixed key) so that the generator
 //! spends as little CPU as possible per message; the server under test does the real work.
 //! With `--server-pid`, the server's CPU time over the measured window is reported too.
+//! With `--tls-ca`, every connection is TLS first (a full handshake each: no resumption).
 //! Every loop is bounded by `--duration`; only loopback addresses are accepted.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,8 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::client::Resumption;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -82,6 +90,12 @@ struct Args {
     /// total (above 1.0 when they use more than one core).
     #[arg(long, default_value_t = 1)]
     processes: usize,
+    /// Speak TLS, trusting the certificate in this PEM file (the server's self-signed one).
+    #[arg(long, value_name = "PATH")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// The client side of TLS, made from `--tls-ca` once.
+    #[arg(skip)]
+    tls: Option<TlsConnector>,
     /// Internal: run as one of a coordinator's workers (report "ready" once connected, wait
     /// for a line on stdin, print the latency samples before the result).
     #[arg(long, hide = true)]
@@ -130,7 +144,7 @@ impl FrameReader {
 
     /// Reads once from `stream` and returns how many frames completed (0 at end of stream is
     /// reported as an error).
-    async fn read(&mut self, stream: &mut TcpStream) -> std::io::Result<usize> {
+    async fn read(&mut self, stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<usize> {
         let read = stream.read(&mut self.buffer[self.filled..]).await?;
         if read == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -174,16 +188,84 @@ fn frame_length(bytes: &[u8]) -> Option<usize> {
     Some(header + mask + payload)
 }
 
-async fn connect(args: &Args, index: usize) -> std::io::Result<TcpStream> {
+/// A TLS client that trusts `ca` and nothing else, and does a full handshake every time, as
+/// a new client would: resumption would make later handshakes cheaper than a first visit.
+fn tls_connector(ca: &std::path::Path) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca).expect("read --tls-ca") {
+        roots
+            .add(certificate.expect("a PEM certificate in --tls-ca"))
+            .expect("a usable certificate in --tls-ca");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// One connection to the server under test.
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection {
+    /// Runs `drive` on this connection in a task of its own.
+    fn drive(
+        self,
+        frame: Arc<[u8]>,
+        window: usize,
+        counters: Arc<Counters>,
+    ) -> JoinHandle<Vec<u32>> {
+        match self {
+            Connection::Plain(stream) => tokio::spawn(drive(stream, frame, window, counters)),
+            Connection::Tls(stream) => tokio::spawn(drive(stream, frame, window, counters)),
+        }
+    }
+
+    /// Counts the frames arriving on this connection in a task of its own.
+    fn receive(self, counters: Arc<Counters>, deliveries: Arc<AtomicU64>) -> JoinHandle<()> {
+        match self {
+            Connection::Plain(stream) => tokio::spawn(receive(stream, counters, deliveries)),
+            Connection::Tls(stream) => tokio::spawn(receive(stream, counters, deliveries)),
+        }
+    }
+}
+
+async fn connect(args: &Args, index: usize) -> std::io::Result<Connection> {
     let source = Ipv4Addr::new(127, 0, 0, 1 + (index % args.sources.max(1) as usize) as u8);
     let socket = TcpSocket::new_v4()?;
     if args.sources > 1 {
         socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     }
-    let mut stream = socket.connect(args.addr).await?;
+    let stream = socket.connect(args.addr).await?;
     stream.set_nodelay(true)?;
+    match &args.tls {
+        None => {
+            let mut stream = stream;
+            upgrade(args, &mut stream).await?;
+            Ok(Connection::Plain(stream))
+        }
+        Some(connector) => {
+            let name = ServerName::IpAddress(args.addr.ip().into());
+            let mut stream = Box::new(connector.connect(name, stream).await?);
+            upgrade(args, &mut stream).await?;
+            Ok(Connection::Tls(stream))
+        }
+    }
+}
+
+/// The WebSocket handshake (and the welcome frame, with `--welcome`); nothing with `--tcp`.
+async fn upgrade(
+    args: &Args,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+) -> std::io::Result<()> {
     if args.tcp {
-        return Ok(stream);
+        return Ok(());
     }
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -214,7 +296,7 @@ async fn connect(args: &Args, index: usize) -> std::io::Result<TcpStream> {
             }
         }
     }
-    Ok(stream)
+    Ok(())
 }
 
 /// How long one connection may take to connect and finish its handshake: a server that
@@ -226,7 +308,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const WIND_DOWN: Duration = Duration::from_secs(5);
 
 /// Opens `count` connections, `concurrency` at a time, returning them and the time taken.
-async fn open_all(args: &Arc<Args>, count: usize) -> (Vec<TcpStream>, Duration) {
+async fn open_all(args: &Arc<Args>, count: usize) -> (Vec<Connection>, Duration) {
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
@@ -305,7 +387,9 @@ fn percentile(sorted: &[u32], fraction: f64) -> u32 {
 }
 
 fn main() {
-    let args = Arc::new(Args::parse());
+    let mut args = Args::parse();
+    args.tls = args.tls_ca.as_deref().map(tls_connector);
+    let args = Arc::new(args);
     assert!(
         args.addr.ip().is_loopback(),
         "load goes to loopback addresses only"
@@ -372,7 +456,7 @@ async fn run(args: Arc<Args>) -> String {
                 } else {
                     args.in_flight
                 };
-                tasks.push(tokio::spawn(drive(stream, frame, window, counters)));
+                tasks.push(stream.drive(frame, window, counters));
             }
             let window = measure(&args, &counters).await;
             let mut latencies = Vec::new();
@@ -450,6 +534,9 @@ fn coordinate(args: &Args) -> String {
         if args.welcome {
             command.arg("--welcome");
         }
+        if let Some(ca) = &args.tls_ca {
+            command.arg("--tls-ca").arg(ca);
+        }
         let mut child = command.spawn().expect("start a worker");
         let mut output = BufReader::new(child.stdout.take().expect("worker stdout"));
         let mut line = String::new();
@@ -503,7 +590,7 @@ fn coordinate(args: &Args) -> String {
 /// Keeps `window` messages outstanding on one connection until told to stop; returns the
 /// round-trip times (µs) of the messages answered in the measured window when `window` is 1.
 async fn drive(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     frame: Arc<[u8]>,
     window: usize,
     counters: Arc<Counters>,
@@ -581,23 +668,11 @@ async fn fanout(args: Arc<Args>, frame: Arc<[u8]>) -> String {
     let counters = Arc::new(Counters::default());
     let deliveries = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for mut stream in receivers {
-        let counters = counters.clone();
-        let deliveries = deliveries.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut reader = FrameReader::new();
-            while !counters.stop.load(Ordering::Acquire) {
-                let Ok(received) = reader.read(&mut stream).await else {
-                    break;
-                };
-                if counters.measuring.load(Ordering::Acquire) {
-                    deliveries.fetch_add(received as u64, Ordering::Relaxed);
-                }
-            }
-        }));
+    for stream in receivers {
+        tasks.push(stream.receive(counters.clone(), deliveries.clone()));
     }
     let sender = senders.pop().expect("the sender");
-    let sending = tokio::spawn(drive(sender, frame, args.in_flight, counters.clone()));
+    let sending = sender.drive(frame, args.in_flight, counters.clone());
     let window = measure(&args, &counters).await;
     sending.abort();
     for task in tasks {
@@ -616,4 +691,21 @@ async fn fanout(args: Arc<Args>, frame: Arc<[u8]>) -> String {
             .unwrap_or(f64::NAN),
         window.client_cpu / window.seconds
     )
+}
+
+/// A fan-out receiver: counts the frames it gets in the measured window.
+async fn receive(
+    mut stream: impl AsyncRead + Unpin,
+    counters: Arc<Counters>,
+    deliveries: Arc<AtomicU64>,
+) {
+    let mut reader = FrameReader::new();
+    while !counters.stop.load(Ordering::Acquire) {
+        let Ok(received) = reader.read(&mut stream).await else {
+            break;
+        };
+        if counters.measuring.load(Ordering::Acquire) {
+            deliveries.fetch_add(received as u64, Ordering::Relaxed);
+        }
+    }
 }

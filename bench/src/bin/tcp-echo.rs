@@ -19,7 +19,7 @@ thread_local! {
 }
 
 fn main() -> std::io::Result<()> {
-    wsecho_bench::serve_on_one_thread(wsecho_bench::port_argument(), echo)
+    wsecho_bench::serve_on_one_thread(wsecho_bench::port_argument(), "ws", echo)
 }
 
 /// What one read did.

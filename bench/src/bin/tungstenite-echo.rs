@@ -22,7 +22,7 @@ fn main() -> std::io::Result<()> {
             .read_buffer_size(size)
             .write_buffer_size(size)
     });
-    wsecho_bench::serve_on_one_thread(args.port, move |stream| async move {
+    wsecho_bench::serve_on_one_thread(args.port, "ws", move |stream| async move {
         let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, config).await else {
             return;
         };
