@@ -41,11 +41,13 @@ mod shutdown;
 mod socket;
 mod stream;
 mod tls;
+mod workers;
 
 pub use config::{Config, Mode, parse_network, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
 pub use json_log::json_log_line;
 pub use open_files::raise_open_files_limit;
-pub use server::{bind, serve};
+pub use server::{bind, serve, serve_on};
 pub use shutdown::terminated;
 pub use tls::{Tls, reload_on_hangup};
+pub use workers::Workers;

@@ -20,7 +20,8 @@ struct Cli {
     #[arg(long, help_heading = "Listening", env = "PORT", default_value_t = 8080)]
     port: u16,
 
-    /// Worker threads; 1 runs everything on a single thread. Default: one per core.
+    /// Worker threads, each serving its share of the connections in turn; 1 runs everything
+    /// on one thread. Default: one per CPU this process may run on.
     #[arg(
         long,
         help_heading = "Listening",
@@ -57,21 +58,23 @@ fn main() -> ExitCode {
     }
     logger.init();
 
-    let mut builder = match cli.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    if let Some(threads) = cli.threads.filter(|&threads| threads > 1) {
-        builder.worker_threads(usize::from(threads));
-    }
-    let runtime = builder.enable_all().build();
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("wsecho: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let threads = cli
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    // The runtime that accepts is worker 0; see `Workers` for why each worker is a
+    // single-threaded runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let (runtime, workers) =
+        match runtime.and_then(|runtime| Ok((runtime, wsecho::Workers::start(threads)?))) {
+            Ok(started) => started,
+            Err(error) => {
+                eprintln!("wsecho: cannot start the runtime: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
     if let Err(error) = wsecho::raise_open_files_limit(cli.config.max_connections) {
         log::warn!("cannot read the open-files limit: {error}");
     }
@@ -97,10 +100,12 @@ fn main() -> ExitCode {
                 info!("listening on {scheme}://{address}");
             }
         }
+        info!("serving on {} worker thread(s)", workers.count());
         if let Some(tls) = &tls {
             tokio::spawn(wsecho::reload_on_hangup(tls.clone(), cli.config.clone()));
         }
-        wsecho::serve(listeners, cli.config, tls, wsecho::terminated()).await;
+        let workers = std::sync::Arc::new(workers);
+        wsecho::serve_on(workers, listeners, cli.config, tls, wsecho::terminated()).await;
         ExitCode::SUCCESS
     })
 }

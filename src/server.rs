@@ -23,6 +23,7 @@ use crate::shared::Shared;
 use crate::shutdown::{Coordinator, Shutdown};
 use crate::stream::ClientStream;
 use crate::tls::Tls;
+use crate::workers::Workers;
 
 /// Most clients being refused (answered `503`) at once; beyond it an excess client's socket is
 /// simply closed, so a flood past the connection limit cannot grow the refusals without bound.
@@ -76,8 +77,27 @@ pub async fn bind(host: &str, port: u16) -> io::Result<Vec<TcpListener>> {
 
 /// Serves WebSocket clients on `listeners` (over TLS when `tls` is given) until `shutdown`
 /// resolves, then closes every connection with close code 1001 and returns once all of them
-/// are gone.
+/// are gone. Every connection is served on the caller's runtime.
 pub async fn serve(
+    listeners: Vec<TcpListener>,
+    config: Config,
+    tls: Option<Tls>,
+    shutdown: impl Future,
+) {
+    serve_on(
+        Arc::new(Workers::current()),
+        listeners,
+        config,
+        tls,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], with the connections spread over `workers`: accepted on the caller's runtime,
+/// then served on each worker in turn.
+pub async fn serve_on(
+    workers: Arc<Workers>,
     listeners: Vec<TcpListener>,
     config: Config,
     tls: Option<Tls>,
@@ -90,6 +110,7 @@ pub async fn serve(
         tokio::spawn(accept_loop(
             listener,
             shared.clone(),
+            workers.clone(),
             refusal_slots.clone(),
             coordinator.handle(),
         ));
@@ -110,6 +131,7 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
+    workers: Arc<Workers>,
     refusal_slots: Arc<Semaphore>,
     mut shutdown: Shutdown,
 ) {
@@ -148,7 +170,7 @@ async fn accept_loop(
         match admitted {
             Ok(slots) => {
                 let shared = shared.clone();
-                tokio::spawn(async move {
+                workers.place(stream, move |stream| async move {
                     connection::serve(stream, peer, &shared, task_shutdown).await;
                     drop(slots);
                 });

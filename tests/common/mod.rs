@@ -52,6 +52,29 @@ impl TestServer {
         }
     }
 
+    /// A server whose connections are spread over `workers` runtimes: the test's own and
+    /// `workers - 1` threads.
+    pub async fn on_workers(config: Config, workers: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let workers = std::sync::Arc::new(wsecho::Workers::start(workers).unwrap());
+        let task = tokio::spawn(wsecho::serve_on(
+            workers,
+            vec![listener],
+            config,
+            None,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
     pub async fn with_mode(mode: Mode) -> Self {
         Self::start(Config {
             mode,
