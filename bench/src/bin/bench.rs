@@ -27,8 +27,8 @@ struct Args {
     /// A quick smoke run: one short round with fewer connections.
     #[arg(long)]
     quick: bool,
-    /// Run only these scenarios (repeat the flag): echo64, echo1000, pipe1k, pipe64k, idle,
-    /// fanout.
+    /// Run only these scenarios (repeat the flag): echo64, echo1000, pipe1k, pipe64k,
+    /// pipe64k64, idle, fanout.
     #[arg(long = "only", value_name = "SCENARIO")]
     only: Vec<String>,
     /// Load generator processes for the echo and pipelined scenarios (loadgen --processes),
@@ -90,11 +90,22 @@ const TUNGSTENITE_8K: Server = websocket(
 );
 const FASTWEBSOCKETS: Server =
     websocket("fastwebsockets (hyper upgrade)", "fastwebsockets-echo", &[]);
-const WSECHO_RAW: Server = websocket("wsecho --mode raw", "wsecho", &["--mode", "raw"]);
+const WSECHO_RAW: Server = websocket(
+    "wsecho --mode raw",
+    "wsecho",
+    &["--mode", "raw", "--threads", "1"],
+);
+/// wsecho as a user starts it: no `--threads`, so tokio's multi-thread runtime with one
+/// worker per CPU it may run on (one here, pinned to CPU 0).
+const WSECHO_RAW_DEFAULT_RUNTIME: Server = websocket(
+    "wsecho --mode raw, default runtime",
+    "wsecho",
+    &["--mode", "raw"],
+);
 const WSECHO_ECHO: Server = Server {
     name: "wsecho (default echo mode)",
     binary: "wsecho",
-    args: &[],
+    args: &["--threads", "1"],
     tcp: false,
     welcome: true,
     tls: false,
@@ -109,6 +120,8 @@ const WSECHO_BROADCAST: Server = websocket(
         "",
         "--max-queue",
         "4096",
+        "--threads",
+        "1",
     ],
 );
 
@@ -123,7 +136,7 @@ const TLS_CEILING: Server = Server {
 const WSECHO_RAW_TLS: Server = Server {
     name: "wsecho --mode raw over wss://",
     binary: "wsecho",
-    args: &["--mode", "raw", "--tls-self-signed"],
+    args: &["--mode", "raw", "--tls-self-signed", "--threads", "1"],
     tcp: false,
     welcome: false,
     tls: true,
@@ -142,10 +155,8 @@ const SERVERS: [Server; 6] = [
     WSECHO_ECHO,
 ];
 
-/// Flags every wsecho run gets on top of its mode's.
-const WSECHO_COMMON_ARGS: [&str; 8] = [
-    "--threads",
-    "1",
+/// Flags every wsecho run gets on top of its own.
+const WSECHO_COMMON_ARGS: [&str; 6] = [
     "--host",
     "127.0.0.1",
     "--port",
@@ -184,7 +195,7 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 vec![many_connections(quick).to_string()],
             ]
             .concat(),
-            servers: echo_servers.clone(),
+            servers: [&echo_servers[..], &[WSECHO_RAW_DEFAULT_RUNTIME]].concat(),
         },
         Scenario {
             key: "pipe1k",
@@ -212,7 +223,26 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 "--size",
                 "65536",
             ]),
-            servers: [&echo_servers[..], &TLS_SERVERS].concat(),
+            servers: [
+                &echo_servers[..],
+                &TLS_SERVERS,
+                &[WSECHO_RAW_DEFAULT_RUNTIME],
+            ]
+            .concat(),
+        },
+        Scenario {
+            key: "pipe64k64",
+            loadgen: strings(&[
+                "--mode",
+                "pipelined",
+                "--connections",
+                "64",
+                "--in-flight",
+                "4",
+                "--size",
+                "65536",
+            ]),
+            servers: vec![TCP, FASTWEBSOCKETS, WSECHO_RAW, WSECHO_RAW_DEFAULT_RUNTIME],
         },
         Scenario {
             key: "idle",
@@ -285,7 +315,7 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
         .args(match server.binary {
             "tcp-echo" | "fastwebsockets-echo" => &["0"][..],
             "tungstenite-echo" | "tls-echo" => &["--port", "0"][..],
-            // One thread, like every other server here, and room for the idle scenario.
+            // Loopback, and room for the idle scenario.
             _ => &WSECHO_COMMON_ARGS[..],
         });
     if let Some(path) = &certificate {
@@ -587,6 +617,49 @@ fn print_tls_table(results: &Results) {
     }
 }
 
+/// Fairness: round-trip percentiles and how evenly the connections were served, where many
+/// connections compete (echo with many connections, pipelined 64 KiB).
+fn print_latency_table(results: &Results, args: &Args) {
+    let scenarios = [
+        (
+            "echo1000",
+            format!("echo, {} conns", many_connections(args.quick)),
+        ),
+        ("pipe64k", "pipelined 64 KiB, 16x4".to_owned()),
+        ("pipe64k64", "pipelined 64 KiB, 64x4".to_owned()),
+    ];
+    println!();
+    println!(
+        "Fairness: round trip p50 / p99 / max (ms), and messages answered per connection min / median / max (medians over rounds):"
+    );
+    for (key, label) in scenarios {
+        let servers: Vec<&str> = results
+            .lines
+            .keys()
+            .filter(|(scenario, _)| *scenario == key)
+            .map(|(_, server)| *server)
+            .collect();
+        if servers.is_empty() {
+            continue;
+        }
+        println!();
+        println!("| {label} | p50 | p99 | max | per connection: min / median / max |");
+        println!("|---|---|---|---|---|");
+        let ms = |server: &str, name: &str| show(results.cell(key, server, name) / 1000.0, 2);
+        for server in servers {
+            println!(
+                "| {server} | {} | {} | {} | {} / {} / {} |",
+                ms(server, "p50_us"),
+                ms(server, "p99_us"),
+                ms(server, "max_us"),
+                show(results.cell(key, server, "conn_msgs_min"), 0),
+                show(results.cell(key, server, "conn_msgs_p50"), 0),
+                show(results.cell(key, server, "conn_msgs_max"), 0),
+            );
+        }
+    }
+}
+
 /// Broadcast fan-out, the goal ratios, and how busy the load generator was.
 fn print_summary(results: &Results, args: &Args) {
     let b = WSECHO_BROADCAST.name;
@@ -669,6 +742,7 @@ fn main() {
     print_cpu_table(&results, &args, &date);
     print_user_table(&results, &args);
     print_tls_table(&results);
+    print_latency_table(&results, &args);
     print_summary(&results, &args);
     println!(
         "Raw results: {} ({} s in all).",

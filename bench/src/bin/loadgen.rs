@@ -215,12 +215,7 @@ enum Connection {
 
 impl Connection {
     /// Runs `drive` on this connection in a task of its own.
-    fn drive(
-        self,
-        frame: Arc<[u8]>,
-        window: usize,
-        counters: Arc<Counters>,
-    ) -> JoinHandle<Vec<u32>> {
+    fn drive(self, frame: Arc<[u8]>, window: usize, counters: Arc<Counters>) -> JoinHandle<Served> {
         match self {
             Connection::Plain(stream) => tokio::spawn(drive(stream, frame, window, counters)),
             Connection::Tls(stream) => tokio::spawn(drive(stream, frame, window, counters)),
@@ -460,22 +455,27 @@ async fn run(args: Arc<Args>) -> String {
             }
             let window = measure(&args, &counters).await;
             let mut latencies = Vec::new();
+            let mut per_connection = Vec::new();
             let deadline = tokio::time::Instant::now() + WIND_DOWN;
             for task in tasks {
-                if let Ok(Ok(samples)) = tokio::time::timeout_at(deadline, task).await {
-                    latencies.extend(samples);
+                if let Ok(Ok(served)) = tokio::time::timeout_at(deadline, task).await {
+                    latencies.extend(served.latencies);
+                    per_connection.push(served.messages);
                 }
             }
             latencies.sort_unstable();
             if args.worker {
                 let samples: Vec<String> = latencies.iter().map(u32::to_string).collect();
                 println!("latencies {}", samples.join(" "));
+                let counts: Vec<String> = per_connection.iter().map(u64::to_string).collect();
+                println!("per-connection {}", counts.join(" "));
             }
             report(
                 &args,
                 &window,
                 counters.messages.load(Ordering::Relaxed),
                 &latencies,
+                &mut per_connection,
             )
         }
         Mode::Fanout => fanout(args, frame).await,
@@ -559,10 +559,17 @@ fn coordinate(args: &Args) -> String {
     let seconds = started.elapsed().as_secs_f64();
     let server_after = args.server_pid.and_then(wsecho_bench::cpu_time);
     let (mut messages, mut client_cpu, mut latencies) = (0u64, 0.0, Vec::new());
+    let mut per_connection = Vec::new();
     for (mut child, output) in workers {
         for line in output.lines() {
             let line = line.expect("worker output");
-            if let Some(samples) = line.strip_prefix("latencies") {
+            if let Some(counts) = line.strip_prefix("per-connection") {
+                per_connection.extend(
+                    counts
+                        .split_whitespace()
+                        .filter_map(|s| s.parse::<u64>().ok()),
+                );
+            } else if let Some(samples) = line.strip_prefix("latencies") {
                 latencies.extend(
                     samples
                         .split_whitespace()
@@ -584,19 +591,29 @@ fn coordinate(args: &Args) -> String {
             .zip(server_after)
             .map(|(before, after)| after.since(before)),
     };
-    report(args, &window, messages, &latencies)
+    report(args, &window, messages, &latencies, &mut per_connection)
 }
 
-/// Keeps `window` messages outstanding on one connection until told to stop; returns the
-/// round-trip times (µs) of the messages answered in the measured window when `window` is 1.
+/// What one connection saw in the measured window.
+#[derive(Default)]
+struct Served {
+    /// Round-trip time of each answered message, µs.
+    latencies: Vec<u32>,
+    /// Messages answered.
+    messages: u64,
+}
+
+/// Keeps `window` messages outstanding on one connection until told to stop. Each answer is
+/// matched to the oldest message outstanding (the server answers in order), so pipelined
+/// round trips are timed too.
 async fn drive(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     frame: Arc<[u8]>,
     window: usize,
     counters: Arc<Counters>,
-) -> Vec<u32> {
+) -> Served {
     let mut reader = FrameReader::new();
-    let mut latencies = Vec::new();
+    let mut served = Served::default();
     let burst: Vec<u8> = frame
         .iter()
         .copied()
@@ -604,9 +621,10 @@ async fn drive(
         .take(frame.len() * window)
         .collect();
     if stream.write_all(&burst).await.is_err() {
-        return latencies;
+        return served;
     }
-    let mut sent_at = Instant::now();
+    let mut sent_at: std::collections::VecDeque<Instant> =
+        std::iter::repeat_n(Instant::now(), window).collect();
     while !counters.stop.load(Ordering::Acquire) {
         let Ok(answered) = reader.read(&mut stream).await else {
             break;
@@ -614,24 +632,48 @@ async fn drive(
         if answered == 0 {
             continue;
         }
-        if counters.measuring.load(Ordering::Acquire) {
+        let now = Instant::now();
+        let measuring = counters.measuring.load(Ordering::Acquire);
+        if measuring {
             counters
                 .messages
                 .fetch_add(answered as u64, Ordering::Relaxed);
-            if window == 1 {
-                latencies.push(sent_at.elapsed().as_micros() as u32);
+            served.messages += answered as u64;
+        }
+        for sent in sent_at.drain(..answered.min(window)) {
+            if measuring {
+                served
+                    .latencies
+                    .push(now.duration_since(sent).as_micros() as u32);
             }
         }
-        let refill = &burst[..frame.len() * answered.min(window)];
-        sent_at = Instant::now();
+        let refill_count = answered.min(window);
+        let refill = &burst[..frame.len() * refill_count];
+        let refilled_at = Instant::now();
+        sent_at.extend(std::iter::repeat_n(refilled_at, refill_count));
         if stream.write_all(refill).await.is_err() {
             break;
         }
     }
-    latencies
+    served
 }
 
-fn report(args: &Args, window: &Window, messages: u64, latencies: &[u32]) -> String {
+/// The result line. `latencies` is sorted; `per_connection` holds each connection's count
+/// of answered messages, whose spread shows whether some connections were starved.
+fn report(
+    args: &Args,
+    window: &Window,
+    messages: u64,
+    latencies: &[u32],
+    per_connection: &mut [u64],
+) -> String {
+    per_connection.sort_unstable();
+    let share = |fraction: f64| {
+        per_connection
+            .get(((per_connection.len().max(1) - 1) as f64 * fraction).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let per_second = messages as f64 / window.seconds;
     let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / messages.max(1) as f64;
     let server_us = window
@@ -643,7 +685,8 @@ fn report(args: &Args, window: &Window, messages: u64, latencies: &[u32]) -> Str
     format!(
         "{{\"mode\":\"{}\",\"connections\":{},\"size\":{},\"messages\":{messages},\
          \"msgs_per_sec\":{per_second:.0},\"mb_per_sec\":{:.1},\"server_us_per_msg\":{server_us:.3},\
-         \"server_user_us_per_msg\":{server_user_us:.3},\"client_cpu_share\":{:.2},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{}}}",
+         \"server_user_us_per_msg\":{server_user_us:.3},\"client_cpu_share\":{:.2},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\
+         \"max_us\":{},\"conn_msgs_min\":{},\"conn_msgs_p50\":{},\"conn_msgs_max\":{}}}",
         match args.mode {
             Mode::Echo => "echo",
             Mode::Pipelined => "pipelined",
@@ -657,6 +700,10 @@ fn report(args: &Args, window: &Window, messages: u64, latencies: &[u32]) -> Str
         percentile(latencies, 0.5),
         percentile(latencies, 0.99),
         percentile(latencies, 0.999),
+        latencies.last().copied().unwrap_or(0),
+        share(0.0),
+        share(0.5),
+        share(1.0),
     )
 }
 
