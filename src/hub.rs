@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use log::info;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::lock::lock;
+use crate::mailbox::Mailbox;
 
 /// Every room that has at least one member.
 #[derive(Default)]
@@ -40,7 +41,7 @@ struct Members {
 
 /// The room's side of one member.
 struct Member {
-    queue: mpsc::Sender<Message>,
+    queue: Arc<Mailbox>,
     eviction: Arc<Eviction>,
 }
 
@@ -58,7 +59,7 @@ pub(crate) struct Membership {
     id: u64,
     peer: SocketAddr,
     /// Messages from the room, waiting to be written to this client.
-    pub queue: mpsc::Receiver<Message>,
+    pub queue: Arc<Mailbox>,
     eviction: Arc<Eviction>,
 }
 
@@ -71,7 +72,7 @@ impl Hub {
         peer: SocketAddr,
         capacity: usize,
     ) -> Membership {
-        let (sender, queue) = mpsc::channel(capacity.max(1));
+        let queue = Arc::new(Mailbox::new(capacity));
         let eviction = Arc::new(Eviction::default());
         let (room, id, size) = {
             let mut rooms = lock(&self.rooms);
@@ -92,7 +93,7 @@ impl Hub {
             members.by_id.insert(
                 id,
                 Member {
-                    queue: sender,
+                    queue: queue.clone(),
                     eviction: eviction.clone(),
                 },
             );
@@ -133,15 +134,13 @@ impl Membership {
         let mut members = lock(&self.room.members);
         members
             .by_id
-            .retain(|_, member| match member.queue.try_send(message.clone()) {
+            .retain(|_, member| match member.queue.deliver(message.clone()) {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(_full) => {
                     member.eviction.evicted.store(true, Ordering::Release);
                     member.eviction.notify.notify_one();
                     false
                 }
-                // Its task has already ended and is about to leave.
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
     }
 

@@ -31,6 +31,7 @@ mod http;
 mod hub;
 mod json_log;
 mod lock;
+mod mailbox;
 mod metrics;
 mod open_files;
 mod read_ahead;

@@ -17,7 +17,6 @@ use std::future::poll_fn;
 use std::pin::{Pin, pin};
 use std::task::Poll;
 
-use tokio::sync::mpsc;
 use tokio::time::{Sleep, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -85,13 +84,9 @@ pub(crate) async fn run(
                 write_deadline = None;
             }
             if !session.socket.is_backed_up()
-                && let Poll::Ready(outgoing) = member.queue.poll_recv(context)
+                && let Poll::Ready(message) = member.queue.poll_take(context)
             {
-                return Poll::Ready(match outgoing {
-                    Some(message) => Wake::Outgoing(message),
-                    // The room dropped this member's queue: it was evicted.
-                    None => Wake::Evicted,
-                });
+                return Poll::Ready(Wake::Outgoing(message));
             }
             if let Poll::Ready(received) = session.socket.poll_next(context) {
                 return Poll::Ready(Wake::Socket(received));
@@ -144,11 +139,9 @@ fn write_queued(
         if session.socket.is_backed_up() {
             return Ok(());
         }
-        match member.queue.try_recv() {
-            Ok(message) => next = message,
-            Err(mpsc::error::TryRecvError::Empty | mpsc::error::TryRecvError::Disconnected) => {
-                return Ok(());
-            }
+        match member.queue.try_take() {
+            Some(message) => next = message,
+            None => return Ok(()),
         }
     }
     session.send_now(next)
