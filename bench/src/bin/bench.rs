@@ -28,7 +28,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Run only these scenarios (repeat the flag): echo64, echo1000, pipe1k, pipe64k,
-    /// pipe64k64, idle, fanout.
+    /// pipe64k64, idle, fanout (1 sender), fanout10 (10 senders).
     #[arg(long = "only", value_name = "SCENARIO")]
     only: Vec<String>,
     /// Load generator processes for the echo and pipelined scenarios (loadgen --processes),
@@ -141,6 +141,39 @@ const WSECHO_RAW_TLS: Server = Server {
     welcome: false,
     tls: true,
 };
+
+/// wsecho's broadcast as a user starts it (no `--threads`).
+const WSECHO_BROADCAST_DEFAULT_RUNTIME: Server = websocket(
+    "wsecho --mode broadcast, default runtime",
+    "wsecho",
+    &[
+        "--mode",
+        "broadcast",
+        "--welcome",
+        "",
+        "--max-queue",
+        "4096",
+    ],
+);
+const FANOUT_CEILING: Server = websocket("TCP fan-out (ceiling)", "fanout-ceiling", &[]);
+const TUNGSTENITE_BROADCAST: Server = websocket(
+    "tokio-tungstenite + broadcast channel",
+    "tungstenite-broadcast",
+    &[],
+);
+const NODE_BROADCAST: Server = websocket("Node ws, loop over clients", "node-broadcast.mjs", &[]);
+const PYTHON_BROADCAST: Server =
+    websocket("Python websockets.broadcast()", "python_broadcast.py", &[]);
+
+/// The servers of the fan-out scenarios, in the table's order.
+const FANOUT_SERVERS: [Server; 6] = [
+    FANOUT_CEILING,
+    WSECHO_BROADCAST,
+    WSECHO_BROADCAST_DEFAULT_RUNTIME,
+    TUNGSTENITE_BROADCAST,
+    NODE_BROADCAST,
+    PYTHON_BROADCAST,
+];
 
 /// The servers of the TLS rows, in the table's order.
 const TLS_SERVERS: [Server; 2] = [TLS_CEILING, WSECHO_RAW_TLS];
@@ -278,7 +311,28 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 vec![scale(1000, 100)],
             ]
             .concat(),
-            servers: vec![WSECHO_BROADCAST],
+            servers: available(&FANOUT_SERVERS),
+        },
+        Scenario {
+            key: "fanout10",
+            loadgen: [
+                strings(&[
+                    "--mode",
+                    "fanout",
+                    "--senders",
+                    "10",
+                    "--size",
+                    "64",
+                    "--in-flight",
+                    "8",
+                    "--path",
+                    "/room",
+                    "--connections",
+                ]),
+                vec![scale(100, 20)],
+            ]
+            .concat(),
+            servers: available(&FANOUT_SERVERS),
         },
     ]
 }
@@ -300,6 +354,48 @@ impl Drop for Running {
     }
 }
 
+/// Where the peers that are not Rust live: `bench/peers`, prepared by `bench/run.sh`.
+const PEERS: &str = "bench/peers";
+/// The Python with the peers' requirements, made by `bench/run.sh`.
+const PEERS_PYTHON: &str = "target/bench/venv/bin/python";
+
+/// The servers whose runtime and packages are here; the others are left out with a note,
+/// so that a machine without Node or Python still runs the rest.
+fn available(servers: &[Server]) -> Vec<Server> {
+    servers
+        .iter()
+        .copied()
+        .filter(|server| {
+            let missing = if server.binary.ends_with(".mjs") {
+                !Path::new(PEERS).join("node_modules/ws").exists()
+            } else if server.binary.ends_with(".py") {
+                !Path::new(PEERS_PYTHON).exists()
+            } else {
+                false
+            };
+            if missing {
+                eprintln!(
+                    "skipping {}: its packages are not installed (bench/run.sh installs them)",
+                    server.name
+                );
+            }
+            !missing
+        })
+        .collect()
+}
+
+/// The program and leading arguments that start `server`.
+fn program(server: &Server, bin_dir: &Path) -> Vec<std::ffi::OsString> {
+    let script = Path::new(PEERS).join(server.binary).into_os_string();
+    if server.binary.ends_with(".mjs") {
+        vec!["node".into(), script]
+    } else if server.binary.ends_with(".py") {
+        vec![PEERS_PYTHON.into(), script]
+    } else {
+        vec![bin_dir.join(server.binary).into_os_string()]
+    }
+}
+
 fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
     // The log goes to a file: a pipe that this process (on the load generator's core) had to
     // drain would slow the server down whenever it logs.
@@ -310,13 +406,15 @@ fn start(server: &Server, bin_dir: &Path, log_path: &Path) -> Running {
     let mut command = Command::new("taskset");
     command
         .args(["-c", "0"])
-        .arg(bin_dir.join(server.binary))
+        .args(program(server, bin_dir))
         .args(server.args)
         .args(match server.binary {
-            "tcp-echo" | "fastwebsockets-echo" => &["0"][..],
-            "tungstenite-echo" | "tls-echo" => &["--port", "0"][..],
-            // Loopback, and room for the idle scenario.
-            _ => &WSECHO_COMMON_ARGS[..],
+            "tcp-echo" | "fastwebsockets-echo" | "fanout-ceiling" | "tungstenite-broadcast" => {
+                &["0"][..]
+            }
+            "wsecho" => &WSECHO_COMMON_ARGS[..],
+            // tungstenite-echo, tls-echo and the peers in other languages.
+            _ => &["--port", "0"][..],
         });
     if let Some(path) = &certificate {
         let flag = match server.binary {
@@ -660,16 +758,65 @@ fn print_latency_table(results: &Results, args: &Args) {
     }
 }
 
-/// Broadcast fan-out, the goal ratios, and how busy the load generator was.
-fn print_summary(results: &Results, args: &Args) {
-    let b = WSECHO_BROADCAST.name;
+/// Broadcast fan-out against its peers: server CPU per delivery, and whether anything was
+/// lost or reordered.
+fn print_fanout_table(results: &Results, args: &Args) {
+    let scenarios = [
+        (
+            "fanout",
+            format!(
+                "1 sender x {} receivers",
+                if args.quick { 100 } else { 1000 }
+            ),
+        ),
+        (
+            "fanout10",
+            format!(
+                "10 senders x {} receivers",
+                if args.quick { 20 } else { 100 }
+            ),
+        ),
+    ];
+    if scenarios.iter().all(|(key, _)| {
+        results
+            .values(key, FANOUT_CEILING.name, "deliveries_per_sec")
+            .is_empty()
+    }) {
+        return;
+    }
     println!();
     println!(
-        "Broadcast fan-out ({b}, 1 sender, {} receivers in one room, 64-byte messages): {} deliveries/s, {} µs server CPU per delivery.",
-        if args.quick { 100 } else { 1000 },
-        show(results.cell("fanout", b, "deliveries_per_sec"), 0),
-        show(results.cell("fanout", b, "server_us_per_delivery"), 3)
+        "Broadcast fan-out, one room, 64-byte messages, 8 in flight per sender: µs of server CPU per delivery (deliveries/s), ratio to the ceiling (median of each round's ratio), messages out of order or missing (sum over rounds)."
     );
+    println!();
+    let header: Vec<&str> = scenarios.iter().map(|(_, label)| label.as_str()).collect();
+    println!("| server | {} | {} |", header[0], header[1]);
+    println!("|---|---|---|");
+    for server in FANOUT_SERVERS {
+        let n = server.name;
+        let cell = |key: &str| {
+            let lost: f64 = results
+                .values(key, n, "out_of_order")
+                .iter()
+                .filter(|v| v.is_finite())
+                .sum();
+            format!(
+                "{} ({}), {}x, {} out of order",
+                show(results.cell(key, n, "server_us_per_delivery"), 3),
+                show(results.cell(key, n, "deliveries_per_sec"), 0),
+                show(
+                    results.paired_ratio(key, n, FANOUT_CEILING.name, "server_us_per_delivery"),
+                    2
+                ),
+                lost
+            )
+        };
+        println!("| {n} | {} | {} |", cell("fanout"), cell("fanout10"));
+    }
+}
+
+/// The goal ratios, and how busy the load generator was.
+fn print_summary(results: &Results, args: &Args) {
     let raw = WSECHO_RAW.name;
     let echo = WSECHO_ECHO.name;
     println!();
@@ -743,6 +890,7 @@ fn main() {
     print_user_table(&results, &args);
     print_tls_table(&results);
     print_latency_table(&results, &args);
+    print_fanout_table(&results, &args);
     print_summary(&results, &args);
     println!(
         "Raw results: {} ({} s in all).",

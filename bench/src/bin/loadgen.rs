@@ -6,8 +6,8 @@
 //! - `pipelined`: each connection keeps `--in-flight` messages outstanding.
 //! - `idle`: opens `--connections` connections (handshakes timed) and holds them; with
 //!   `--server-pid`, reports the server's memory per connection.
-//! - `fanout`: one sender and `--connections` receivers in one broadcast room; reports
-//!   deliveries per second.
+//! - `fanout`: `--senders` senders and `--connections` receivers in one broadcast room;
+//!   reports deliveries per second and any message out of its sender's order.
 //!
 //! Frames are written by hand (precomputed, masked with a fixed key) so that the generator
 //! spends as little CPU as possible per message; the server under test does the real work.
@@ -51,7 +51,10 @@ struct Args {
     /// Message payload size in bytes.
     #[arg(long, default_value_t = 32)]
     size: usize,
-    /// Messages outstanding per connection (pipelined mode).
+    /// Fan-out mode: how many members send (each also receives).
+    #[arg(long, default_value_t = 1)]
+    senders: usize,
+    /// Messages outstanding per connection (pipelined mode) or per sender (fan-out).
     #[arg(long, default_value_t = 16)]
     in_flight: usize,
     /// Seconds to measure for.
@@ -145,6 +148,16 @@ impl FrameReader {
     /// Reads once from `stream` and returns how many frames completed (0 at end of stream is
     /// reported as an error).
     async fn read(&mut self, stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<usize> {
+        self.read_with(stream, |_| {}).await
+    }
+
+    /// [`FrameReader::read`], handing each completed frame's payload to `each` (server
+    /// frames are not masked).
+    async fn read_with(
+        &mut self,
+        stream: &mut (impl AsyncRead + Unpin),
+        mut each: impl FnMut(&[u8]),
+    ) -> std::io::Result<usize> {
         let read = stream.read(&mut self.buffer[self.filled..]).await?;
         if read == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -159,12 +172,23 @@ impl FrameReader {
                 }
                 break;
             }
+            let header = length - payload_length(&self.buffer[start..]);
+            each(&self.buffer[start + header..start + length]);
             start += length;
             frames += 1;
         }
         self.buffer.copy_within(start..self.filled, 0);
         self.filled -= start;
         Ok(frames)
+    }
+}
+
+/// The payload length of the frame whose complete header starts `bytes`.
+fn payload_length(bytes: &[u8]) -> usize {
+    match bytes[1] & 0x7f {
+        126 => u16::from_be_bytes([bytes[2], bytes[3]]) as usize,
+        127 => u64::from_be_bytes(bytes[2..10].try_into().unwrap_or_default()) as usize,
+        short => short as usize,
     }
 }
 
@@ -222,11 +246,22 @@ impl Connection {
         }
     }
 
-    /// Counts the frames arriving on this connection in a task of its own.
-    fn receive(self, counters: Arc<Counters>, deliveries: Arc<AtomicU64>) -> JoinHandle<()> {
+    /// Runs `fanout_member` on this connection in a task of its own.
+    fn member(
+        self,
+        me: Option<u32>,
+        args: &Args,
+        counters: Arc<Counters>,
+        deliveries: Arc<Deliveries>,
+    ) -> JoinHandle<()> {
+        let (size, in_flight) = (args.size, args.in_flight);
         match self {
-            Connection::Plain(stream) => tokio::spawn(receive(stream, counters, deliveries)),
-            Connection::Tls(stream) => tokio::spawn(receive(stream, counters, deliveries)),
+            Connection::Plain(stream) => tokio::spawn(fanout_member(
+                stream, me, size, in_flight, counters, deliveries,
+            )),
+            Connection::Tls(stream) => tokio::spawn(fanout_member(
+                stream, me, size, in_flight, counters, deliveries,
+            )),
         }
     }
 }
@@ -478,7 +513,7 @@ async fn run(args: Arc<Args>) -> String {
                 &mut per_connection,
             )
         }
-        Mode::Fanout => fanout(args, frame).await,
+        Mode::Fanout => fanout(args).await,
     }
 }
 
@@ -707,28 +742,45 @@ fn report(
     )
 }
 
-/// One sender, `--connections` receivers in the same room; the sender keeps `--in-flight`
-/// messages outstanding, counted back through its own copy (broadcast includes the sender).
-async fn fanout(args: Arc<Args>, frame: Arc<[u8]>) -> String {
+/// Fan-out counters shared by every member's task.
+#[derive(Default)]
+struct Deliveries {
+    /// Messages received in the measured window, by every member.
+    count: AtomicU64,
+    /// Messages that arrived out of their sender's order (one missing shows as a gap).
+    out_of_order: AtomicU64,
+}
+
+/// `--senders` senders and `--connections` receivers in one room. Each sender keeps
+/// `--in-flight` messages outstanding, counted back through its own copies (broadcast
+/// includes the sender). Every message carries its sender and sequence number, and every
+/// member checks that each sender's messages arrive complete and in order.
+async fn fanout(args: Arc<Args>) -> String {
     let (receivers, _) = open_all(&args, args.connections).await;
-    let (mut senders, _) = open_all(&args, 1).await;
+    let (senders, _) = open_all(&args, args.senders.max(1)).await;
     let counters = Arc::new(Counters::default());
-    let deliveries = Arc::new(AtomicU64::new(0));
+    let deliveries = Arc::new(Deliveries::default());
     let mut tasks = Vec::new();
     for stream in receivers {
-        tasks.push(stream.receive(counters.clone(), deliveries.clone()));
+        tasks.push(stream.member(None, &args, counters.clone(), deliveries.clone()));
     }
-    let sender = senders.pop().expect("the sender");
-    let sending = sender.drive(frame, args.in_flight, counters.clone());
+    for (index, stream) in senders.into_iter().enumerate() {
+        tasks.push(stream.member(
+            Some(index as u32),
+            &args,
+            counters.clone(),
+            deliveries.clone(),
+        ));
+    }
     let window = measure(&args, &counters).await;
-    sending.abort();
     for task in tasks {
         task.abort();
     }
-    let delivered = deliveries.load(Ordering::Relaxed);
+    let delivered = deliveries.count.load(Ordering::Relaxed);
     format!(
-        "{{\"mode\":\"fanout\",\"receivers\":{},\"size\":{},\"deliveries_per_sec\":{:.0},\
-         \"server_us_per_delivery\":{:.3},\"client_cpu_share\":{:.2}}}",
+        "{{\"mode\":\"fanout\",\"senders\":{},\"receivers\":{},\"size\":{},\"deliveries_per_sec\":{:.0},\
+         \"server_us_per_delivery\":{:.3},\"out_of_order\":{},\"client_cpu_share\":{:.2}}}",
+        args.senders.max(1),
         args.connections,
         args.size,
         delivered as f64 / window.seconds,
@@ -736,23 +788,85 @@ async fn fanout(args: Arc<Args>, frame: Arc<[u8]>) -> String {
             .server_cpu
             .map(|cpu| cpu.total().as_secs_f64() * 1e6 / delivered.max(1) as f64)
             .unwrap_or(f64::NAN),
+        deliveries.out_of_order.load(Ordering::Relaxed),
         window.client_cpu / window.seconds
     )
 }
 
-/// A fan-out receiver: counts the frames it gets in the measured window.
-async fn receive(
-    mut stream: impl AsyncRead + Unpin,
+/// A fan-out text message: `SSSS:QQQQQQQQQQQQ` (sender, sequence), padded to `size`.
+fn fanout_frame(sender: u32, sequence: u64, size: usize) -> Vec<u8> {
+    let mut payload = format!("{sender:04}:{sequence:012}").into_bytes();
+    payload.resize(size.max(payload.len()), b'a');
+    client_frame(0x1, &payload)
+}
+
+/// The sender and sequence number a fan-out message carries.
+fn parse_fanout(payload: &[u8]) -> Option<(u32, u64)> {
+    let text = std::str::from_utf8(payload.get(..17)?).ok()?;
+    let (sender, sequence) = text.split_once(':')?;
+    Some((sender.parse().ok()?, sequence.parse().ok()?))
+}
+
+/// One room member: counts what arrives and checks each sender's order; as sender
+/// `me`, also keeps `--in-flight` of its own messages outstanding.
+async fn fanout_member(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    me: Option<u32>,
+    size: usize,
+    in_flight: usize,
     counters: Arc<Counters>,
-    deliveries: Arc<AtomicU64>,
+    deliveries: Arc<Deliveries>,
 ) {
     let mut reader = FrameReader::new();
+    let mut next_from: std::collections::HashMap<u32, u64> = Default::default();
+    let mut sent = 0u64;
+    if let Some(me) = me {
+        let burst: Vec<u8> = (0..in_flight as u64)
+            .flat_map(|sequence| fanout_frame(me, sequence, size))
+            .collect();
+        if stream.write_all(&burst).await.is_err() {
+            return;
+        }
+        sent = in_flight as u64;
+    }
     while !counters.stop.load(Ordering::Acquire) {
-        let Ok(received) = reader.read(&mut stream).await else {
+        let (mut received, mut own, mut disordered) = (0u64, 0u64, 0u64);
+        let read = reader
+            .read_with(&mut stream, |payload| {
+                received += 1;
+                let Some((sender, sequence)) = parse_fanout(payload) else {
+                    disordered += 1;
+                    return;
+                };
+                let expected = next_from.entry(sender).or_insert(sequence);
+                if sequence != *expected {
+                    disordered += 1;
+                }
+                *expected = sequence + 1;
+                if Some(sender) == me {
+                    own += 1;
+                }
+            })
+            .await;
+        if read.is_err() {
             break;
-        };
+        }
         if counters.measuring.load(Ordering::Acquire) {
-            deliveries.fetch_add(received as u64, Ordering::Relaxed);
+            deliveries.count.fetch_add(received, Ordering::Relaxed);
+        }
+        if disordered > 0 {
+            deliveries
+                .out_of_order
+                .fetch_add(disordered, Ordering::Relaxed);
+        }
+        if let Some(me) = me {
+            let refill: Vec<u8> = (sent..sent + own)
+                .flat_map(|sequence| fanout_frame(me, sequence, size))
+                .collect();
+            sent += own;
+            if stream.write_all(&refill).await.is_err() {
+                break;
+            }
         }
     }
 }
