@@ -309,7 +309,13 @@ async fn a_thousand_vanishing_clients_leave_no_descriptor_or_task_behind() {
             .0,
         );
     }
-    assert!(server.open_fds() >= baseline + 1000);
+    // Read once right after the last 101, the count came up short in one CI run and once in
+    // 25 local runs after connections began to be handed between worker threads; the cause
+    // is not pinned down, so this waits for the count instead of reading it once.
+    eventually("a descriptor for every connection", || async {
+        server.open_fds() >= baseline + 1000
+    })
+    .await;
     for (n, mut client) in clients.into_iter().enumerate() {
         if n % 2 == 0 {
             within("close", client.close(None)).await.unwrap();
