@@ -235,17 +235,12 @@ async fn rooms_count_joins_and_leaves_and_disappear_when_empty() {
 
 #[tokio::test]
 async fn shutdown_sends_1001_to_everyone_in_every_room() {
-    let mut server = broadcast_server().await;
+    let server = broadcast_server().await;
     let mut clients = Vec::new();
     for room in ["/", "/a", "/b", "/a"] {
         clients.push(server.connect_welcomed(room).await);
     }
-    server.begin_shutdown();
-    for client in &mut clients {
-        expect_close_code(client, CloseCode::Away).await;
-    }
-    drop(clients);
-    server.shut_down().await;
+    server.shut_down_expecting_1001(clients).await;
 }
 
 #[tokio::test]

@@ -6,11 +6,10 @@ mod common;
 use common::*;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn clients_on_every_worker_are_answered_and_closed_with_1001_at_shutdown() {
-    let mut server = TestServer::on_workers(Config::default(), 3).await;
+    let server = TestServer::on_workers(Config::default(), 3).await;
     // Placed in turn: nine clients, three on each worker.
     let mut clients = Vec::new();
     for _ in 0..9 {
@@ -25,12 +24,7 @@ async fn clients_on_every_worker_are_answered_and_closed_with_1001_at_shutdown()
             format!("Hello from server, you said: \"client {index}\"")
         );
     }
-    server.begin_shutdown();
-    for client in &mut clients {
-        expect_close_code(client, CloseCode::Away).await;
-    }
-    drop(clients);
-    server.shut_down().await;
+    server.shut_down_expecting_1001(clients).await;
 }
 
 #[tokio::test]

@@ -94,6 +94,17 @@ impl TestServer {
         }
     }
 
+    /// Shuts the server down, checks that every one of `clients` is told so with 1001,
+    /// and waits until `serve` has returned.
+    pub async fn shut_down_expecting_1001(mut self, mut clients: Vec<Client>) {
+        self.begin_shutdown();
+        for client in &mut clients {
+            expect_close_code(client, CloseCode::Away).await;
+        }
+        drop(clients);
+        self.shut_down().await;
+    }
+
     /// Shuts the server down and waits until `serve` has returned.
     pub async fn shut_down(mut self) {
         self.begin_shutdown();

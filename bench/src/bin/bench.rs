@@ -294,47 +294,34 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 WSECHO_RAW_TLS,
             ],
         },
-        Scenario {
-            key: "fanout",
-            loadgen: [
-                strings(&[
-                    "--mode",
-                    "fanout",
-                    "--size",
-                    "64",
-                    "--in-flight",
-                    "8",
-                    "--path",
-                    "/room",
-                    "--connections",
-                ]),
-                vec![scale(1000, 100)],
-            ]
-            .concat(),
-            servers: available(&FANOUT_SERVERS),
-        },
-        Scenario {
-            key: "fanout10",
-            loadgen: [
-                strings(&[
-                    "--mode",
-                    "fanout",
-                    "--senders",
-                    "10",
-                    "--size",
-                    "64",
-                    "--in-flight",
-                    "8",
-                    "--path",
-                    "/room",
-                    "--connections",
-                ]),
-                vec![scale(100, 20)],
-            ]
-            .concat(),
-            servers: available(&FANOUT_SERVERS),
-        },
+        fanout_scenario("fanout", 1, scale(1000, 100)),
+        fanout_scenario("fanout10", 10, scale(100, 20)),
     ]
+}
+
+/// `senders` senders and `receivers` receivers in one room, 64-byte messages, 8 in flight
+/// per sender, against every fan-out server that is installed.
+fn fanout_scenario(key: &'static str, senders: usize, receivers: String) -> Scenario {
+    let mut loadgen: Vec<String> = [
+        "--mode",
+        "fanout",
+        "--size",
+        "64",
+        "--in-flight",
+        "8",
+        "--path",
+        "/room",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    loadgen.extend(["--senders".to_owned(), senders.to_string()]);
+    loadgen.extend(["--connections".to_owned(), receivers]);
+    Scenario {
+        key,
+        loadgen,
+        servers: available(&FANOUT_SERVERS),
+    }
 }
 
 /// A server process pinned to CPU 0, the address it listens on, and for a TLS server the
@@ -795,11 +782,8 @@ fn print_fanout_table(results: &Results, args: &Args) {
     for server in FANOUT_SERVERS {
         let n = server.name;
         let cell = |key: &str| {
-            let lost: f64 = results
-                .values(key, n, "out_of_order")
-                .iter()
-                .filter(|v| v.is_finite())
-                .sum();
+            let lost: Vec<f64> = results.values(key, n, "out_of_order");
+            let lost: f64 = lost.iter().filter(|v| v.is_finite()).sum::<f64>() + 0.0;
             format!(
                 "{} ({}), {}x, {} out of order",
                 show(results.cell(key, n, "server_us_per_delivery"), 3),
