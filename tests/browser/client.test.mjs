@@ -431,6 +431,30 @@ test("the log filters by direction and search, copies an entry and exports JSON 
   await stopServer(server);
 });
 
+test("scrolling up pauses auto-scroll; back at the bottom it follows again", async () => {
+  const { server, page } = await rawPage();
+  await page.locator("#message").fill("line");
+  await page.locator("#repeat-count").fill("60");
+  await page.locator("#repeat-n").click();
+  await received(page).nth(59).waitFor();
+  const log = page.locator("#log");
+  const position = () => log.evaluate((el) => ({ top: el.scrollTop, bottom: el.scrollHeight - el.clientHeight }));
+  assert.ok((await position()).bottom > 0, "the log overflows");
+  await log.evaluate((el) => { el.scrollTop = 0; });
+  await page.locator("#message").fill("while reading old lines");
+  await page.locator("#message").press("Enter");
+  await received(page).filter({ hasText: "while reading old lines" }).waitFor();
+  assert.equal((await position()).top, 0, "the view stays where the user scrolled");
+  await log.evaluate((el) => { el.scrollTop = el.scrollHeight; });
+  await page.locator("#message").fill("following again");
+  await page.locator("#message").press("Enter");
+  await received(page).filter({ hasText: "following again" }).waitFor();
+  const after = await position();
+  assert.ok(after.bottom - after.top < 2, `at the bottom again: ${JSON.stringify(after)}`);
+  await page.context().close();
+  await stopServer(server);
+});
+
 test("echoes show their round-trip time and a live chart; the close panel names the code", async () => {
   const { server, page } = await rawPage(["--max-message-size", "1KiB"]);
   await page.locator("#message").fill("timed");
