@@ -423,6 +423,10 @@ impl ServerProcess {
             let mut found = Some(found);
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Logged before the address is handed on, so that a test that has the
+                // address also finds the listening line in the log.
+                collected.lock().unwrap().push_str(&line);
+                collected.lock().unwrap().push('\n');
                 // The address ends where the line (or, in JSON, the string) does.
                 if let Some(rest) = line.split("listening on ").nth(1)
                     && let Some(rest) = rest.split("://").nth(1)
@@ -434,8 +438,6 @@ impl ServerProcess {
                         .collect();
                     let _ = found.send(address);
                 }
-                collected.lock().unwrap().push_str(&line);
-                collected.lock().unwrap().push('\n');
             }
         });
         let addr = within(
