@@ -39,6 +39,14 @@ use traffic::Traffic;
 /// one busy client from delaying its own replies for long.
 const BATCH: usize = 64;
 
+/// Payload bytes a batch handles at most. A batch also ends here, so that a client sending
+/// large messages as fast as they are answered gives up the thread after this much, as one
+/// sending small ones does after [`BATCH`]. Without it such a client was served for as long
+/// as its data kept arriving: the read-ahead buffer takes 64 KiB per socket read, and tokio's
+/// cooperative budget counts socket reads, so a task could echo up to 8 MiB before the
+/// runtime made it yield, while the other connections waited.
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// One result of reading the socket, as [`Socket::poll_next`] gives it.
 type Received = Option<Result<Message, tungstenite::Error>>;
 
@@ -50,7 +58,8 @@ enum BatchEnd {
     /// waited since: it need not be read again until it wakes the task (a read attempt
     /// costs as much as a fifth of an echoed message).
     Drained,
-    /// The batch stopped at its cap, or a write had to wait: more may have arrived.
+    /// The batch stopped at its cap, or a write had to wait: more may have arrived. The loop
+    /// lets the other connections' tasks run before it reads again.
     MayHaveMore,
 }
 
@@ -192,18 +201,20 @@ impl<'a> Session<'a> {
     ) -> Result<BatchEnd, End> {
         let mut next = first;
         let mut handled = 0;
+        let mut bytes = 0;
         let batch_end = loop {
-            if let Some(message) = self.classify(next)?
-                && let Some(reply) = handle(message)
-            {
-                if self.socket.is_backed_up() {
-                    self.deliver(reply).await?;
-                } else {
-                    self.send_now(reply)?;
+            if let Some(message) = self.classify(next)? {
+                bytes += message.len();
+                if let Some(reply) = handle(message) {
+                    if self.socket.is_backed_up() {
+                        self.deliver(reply).await?;
+                    } else {
+                        self.send_now(reply)?;
+                    }
                 }
             }
             handled += 1;
-            if handled == BATCH {
+            if handled == BATCH || bytes >= BATCH_BYTES {
                 break BatchEnd::MayHaveMore;
             }
             match self.socket.next_if_ready().await {
