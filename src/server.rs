@@ -170,7 +170,7 @@ async fn accept_loop(
         match admitted {
             Ok(slots) => {
                 let shared = shared.clone();
-                workers.place(stream, move |stream| async move {
+                workers.place(stream, peer, move |stream| async move {
                     connection::serve(stream, peer, &shared, task_shutdown).await;
                     drop(slots);
                 });

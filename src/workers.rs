@@ -20,6 +20,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
@@ -82,7 +83,7 @@ impl Workers {
     /// Runs `serve` for an accepted connection on the next worker in turn. Called from the
     /// runtime that accepts (worker 0); a connection placed elsewhere moves its socket to
     /// that worker's runtime first.
-    pub(crate) fn place<F, Fut>(&self, stream: TcpStream, serve: F)
+    pub(crate) fn place<F, Fut>(&self, stream: TcpStream, peer: SocketAddr, serve: F)
     where
         F: FnOnce(TcpStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -92,19 +93,20 @@ impl Workers {
             tokio::spawn(serve(stream));
             return;
         };
-        let peer = stream.peer_addr().ok();
         // The socket leaves this runtime's reactor and joins the worker's.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
-                warn!("cannot hand a connection from {peer:?} to a worker: {error}");
+                warn!(peer:% = peer; "peer {peer}: cannot hand the connection to a worker: {error}");
                 return;
             }
         };
         worker.spawn(async move {
             match TcpStream::from_std(stream) {
                 Ok(stream) => serve(stream).await,
-                Err(error) => warn!("a worker cannot take the connection from {peer:?}: {error}"),
+                Err(error) => {
+                    warn!(peer:% = peer; "peer {peer}: a worker cannot take the connection: {error}")
+                }
             }
         });
     }
@@ -137,9 +139,9 @@ mod tests {
         let mut clients = Vec::new();
         for _ in 0..6 {
             clients.push(TcpStream::connect(address).await.unwrap());
-            let (stream, _) = listener.accept().await.unwrap();
+            let (stream, peer) = listener.accept().await.unwrap();
             let served = served.clone();
-            workers.place(stream, move |stream| async move {
+            workers.place(stream, peer, move |stream| async move {
                 use tokio::io::AsyncWriteExt;
                 let mut stream = stream;
                 let wrote = stream.write_all(b"x").await.is_ok();

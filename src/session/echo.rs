@@ -72,10 +72,6 @@ pub(crate) async fn run(
                     )
                     .await?;
                 socket_armed = batch_end == BatchEnd::Drained;
-                if batch_end == BatchEnd::MayHaveMore {
-                    // Others' turn first: see `BATCH_BYTES`.
-                    tokio::task::yield_now().await;
-                }
             }
             Wake::Timer => {
                 timer_armed = false;

@@ -58,8 +58,8 @@ enum BatchEnd {
     /// waited since: it need not be read again until it wakes the task (a read attempt
     /// costs as much as a fifth of an echoed message).
     Drained,
-    /// The batch stopped at its cap, or a write had to wait: more may have arrived. The loop
-    /// lets the other connections' tasks run before it reads again.
+    /// The batch stopped at its cap (and has let the other connections' tasks run), or a
+    /// write had to wait: more may have arrived.
     MayHaveMore,
 }
 
@@ -202,6 +202,7 @@ impl<'a> Session<'a> {
         let mut next = first;
         let mut handled = 0;
         let mut bytes = 0;
+        let mut at_cap = false;
         let batch_end = loop {
             if let Some(message) = self.classify(next)? {
                 bytes += message.len();
@@ -215,6 +216,7 @@ impl<'a> Session<'a> {
             }
             handled += 1;
             if handled == BATCH || bytes >= BATCH_BYTES {
+                at_cap = true;
                 break BatchEnd::MayHaveMore;
             }
             match self.socket.next_if_ready().await {
@@ -225,6 +227,10 @@ impl<'a> Session<'a> {
         match poll_fn(|context| Poll::Ready(self.socket.poll_flush(context))).await {
             Poll::Ready(flushed) => {
                 flushed.map_err(End::from_error)?;
+                if at_cap {
+                    // Others' turn before this client's next batch: see `BATCH_BYTES`.
+                    tokio::task::yield_now().await;
+                }
                 Ok(batch_end)
             }
             Poll::Pending if after == AfterBatch::WaitForRoom => {
