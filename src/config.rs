@@ -47,6 +47,11 @@ pub struct Config {
     #[arg(help_heading = "Limits", long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
+    /// Memory all clients together may hold (unfinished messages, replies waiting to be
+    /// written); past it the largest senders are paused. Default: 1/4 of RAM, at most 4GiB.
+    #[arg(help_heading = "Limits", long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_memory: Option<usize>,
+
     /// Seconds a client gets to send its HTTP request and finish the upgrade; a slower one is
     /// disconnected (slowloris defence).
     #[arg(help_heading = "Limits", long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]

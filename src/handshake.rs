@@ -53,7 +53,8 @@ pub(crate) async fn run(
     };
     shared.metrics.handshake_took(started.elapsed());
     let path = request.head.uri().path().to_owned();
-    let socket = Socket::new(stream, request.tail, shared.websocket_config);
+    let account = shared.budget.account(shared.message_copies());
+    let socket = Socket::new(stream, request.tail, shared.websocket_config, account);
     Some((socket, path))
 }
 
@@ -139,12 +140,17 @@ async fn answer_or_upgrade(
             shared.config.mode,
             shared.open_connections(),
             shared.hub.room_sizes(),
+            shared.budget.usage(),
         ),
         Route::Metrics if metrics_allowed(peer, &shared.config.metrics_allow) => {
             http::Response::metrics(
                 shared
                     .metrics
-                    .render(shared.open_connections(), &shared.hub.room_sizes()),
+                    .render(
+                        shared.open_connections(),
+                        &shared.hub.room_sizes(),
+                        shared.budget.usage(),
+                    ),
             )
         }
         Route::Metrics => http::Response::text(

@@ -21,9 +21,11 @@
 //! - `shutdown`: the shutdown signal and the wait for every task to finish.
 //! - `config`: the one [`Config`], built from the command line.
 //! - `address_limit`: connections per client address (`--max-connections-per-ip`).
+//! - `budget`: the memory all clients together may hold (`--max-memory`).
 //! - `open_files`, `lock`: the open-files limit, and locking shared maps.
 
 mod address_limit;
+mod budget;
 mod config;
 mod connection;
 mod handshake;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::budget::BudgetUse;
 use crate::config::Mode;
 
 /// The HTTP statuses counted apart; any other is counted as "other".
@@ -103,6 +104,11 @@ pub(crate) struct Metrics {
     close_received: Vec<Counter>,
     /// Broadcast members disconnected for falling behind (1013).
     pub evictions: Counter,
+    /// Clients closed with 1013 to free memory for the others (`--max-memory`).
+    pub memory_evictions: Counter,
+    memory_limit: Gauge,
+    memory_held: Gauge,
+    memory_paused: Gauge,
     /// Clients closed for not answering a ping.
     pub ping_timeouts: Counter,
     /// Clients dropped for not reading what they are sent.
@@ -227,6 +233,26 @@ impl Metrics {
                 "Broadcast members disconnected for falling more than --max-queue behind",
                 &[],
             ),
+            memory_evictions: registrar.counter(
+                "wsecho_memory_evictions_total",
+                "Clients closed with 1013 because the memory budget (--max-memory) stayed full",
+                &[],
+            ),
+            memory_limit: registrar.gauge(
+                "wsecho_memory_budget_bytes",
+                "The memory budget for all clients together (--max-memory)",
+                &[],
+            ),
+            memory_held: registrar.gauge(
+                "wsecho_memory_held_bytes",
+                "Bytes held for clients, counted against the memory budget",
+                &[],
+            ),
+            memory_paused: registrar.gauge(
+                "wsecho_memory_paused_clients",
+                "Clients whose reading is paused until the memory budget has room",
+                &[],
+            ),
             ping_timeouts: registrar.counter(
                 "wsecho_ping_timeouts_total",
                 "Clients closed for not answering a ping within --ping-timeout",
@@ -281,9 +307,17 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges that are read from the server's state set to
-    /// `connections` slots taken and the given room sizes.
-    pub(crate) fn render(&self, connections: usize, room_sizes: &[(String, usize)]) -> String {
+    /// `connections` slots taken, the given room sizes and the memory budget's use.
+    pub(crate) fn render(
+        &self,
+        connections: usize,
+        room_sizes: &[(String, usize)],
+        memory: BudgetUse,
+    ) -> String {
         self.connection_slots.set(connections as f64);
+        self.memory_limit.set(memory.limit as f64);
+        self.memory_held.set(memory.held as f64);
+        self.memory_paused.set(memory.paused as f64);
         self.rooms.set(room_sizes.len() as f64);
         let largest = room_sizes.iter().map(|(_, size)| *size).max().unwrap_or(0);
         self.largest_room.set(largest as f64);
@@ -311,6 +345,12 @@ fn add(counter: &Counter, amount: u64) {
 mod tests {
     use super::*;
 
+    const IDLE_BUDGET: BudgetUse = BudgetUse {
+        limit: 1 << 30,
+        held: 0,
+        paused: 0,
+    };
+
     /// The value of the sample `name` (with its labels) in `text`.
     fn sample(text: &str, name: &str) -> f64 {
         text.lines()
@@ -327,7 +367,7 @@ mod tests {
             sent_messages: [1, 0],
             sent_bytes: [4, 0],
         });
-        let text = metrics.render(0, &[]);
+        let text = metrics.render(0, &[], IDLE_BUDGET);
         assert_eq!(
             sample(&text, "wsecho_messages_received_total{type=\"text\"}"),
             1.0
@@ -353,7 +393,7 @@ mod tests {
         metrics.close_sent(4000);
         metrics.http_answer(429);
         metrics.http_answer(418);
-        let text = metrics.render(0, &[]);
+        let text = metrics.render(0, &[], IDLE_BUDGET);
         assert_eq!(
             sample(&text, "wsecho_close_frames_sent_total{code=\"1009\"}"),
             1.0
@@ -375,10 +415,12 @@ mod tests {
     #[test]
     fn the_gauges_read_from_the_state_are_set_when_rendering() {
         let metrics = Metrics::new(Mode::Broadcast);
-        let text = metrics.render(3, &[("/a".into(), 2), ("/b".into(), 5)]);
+        let text = metrics.render(3, &[("/a".into(), 2), ("/b".into(), 5)], IDLE_BUDGET);
         assert_eq!(sample(&text, "wsecho_connections"), 3.0);
         assert_eq!(sample(&text, "wsecho_rooms"), 2.0);
         assert_eq!(sample(&text, "wsecho_largest_room_members"), 5.0);
+        assert_eq!(sample(&text, "wsecho_memory_budget_bytes"), (1u64 << 30) as f64);
+        assert_eq!(sample(&text, "wsecho_memory_held_bytes"), 0.0);
         assert_eq!(
             sample(&text, "wsecho_websocket_connections{mode=\"broadcast\"}"),
             0.0

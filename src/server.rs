@@ -104,6 +104,7 @@ pub async fn serve_on(
     shutdown: impl Future,
 ) {
     let shared = Arc::new(Shared::new(config, tls));
+    shared.budget.log_at_start(&shared.config);
     let coordinator = Coordinator::new();
     let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS));
     for listener in listeners {
@@ -115,7 +116,10 @@ pub async fn serve_on(
             coordinator.handle(),
         ));
     }
-    shutdown.await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = shared.budget.clone().enforce() => {}
+    }
     info!(
         "shutting down: closing {} connection(s)",
         shared.open_connections()

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::address_limit::AddressLimit;
+use crate::budget::MemoryBudget;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// The TLS acceptor, when the server speaks TLS.
     pub tls: Option<Tls>,
+    /// What all clients together may hold (`--max-memory`).
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl Shared {
@@ -76,7 +79,20 @@ impl Shared {
             address_limit: Arc::new(AddressLimit::new(config.max_connections_per_ip)),
             metrics: Metrics::new(config.mode),
             tls,
+            budget: Arc::new(MemoryBudget::new(
+                config.max_memory.unwrap_or_else(crate::budget::default_limit),
+                config.ping_timeout,
+            )),
             config,
+        }
+    }
+
+    /// How many copies of each byte of a message the server holds while it handles it: echo
+    /// modes copy the reply into tungstenite's write buffer.
+    pub(crate) fn message_copies(&self) -> usize {
+        match self.config.mode {
+            Mode::Echo | Mode::Raw => 2,
+            Mode::Broadcast => 1,
         }
     }
 

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
+use crate::budget::{Account, Admission};
 use crate::read_ahead::ReadAhead;
 
 /// A server-side WebSocket owned by one task, with the async operations a session needs.
@@ -37,6 +38,8 @@ pub(crate) struct Socket {
 struct TaskStream {
     stream: ReadAhead<ClientStream>,
     waker: Waker,
+    /// The connection's standing with the memory budget, asked before every read.
+    account: Account,
 }
 
 impl TaskStream {
@@ -57,9 +60,17 @@ impl TaskStream {
 
 impl Read for TaskStream {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self.account.admit(buffer.len(), &self.waker) {
+            Admission::Read => {}
+            // Paused: the budget wakes the task when there may be room.
+            Admission::Wait => return Err(io::ErrorKind::WouldBlock.into()),
+            Admission::Evicted => return Err(io::Error::new(io::ErrorKind::OutOfMemory, EVICTED)),
+        }
         let mut buffer = ReadBuf::new(buffer);
         self.poll(|stream, context| stream.poll_read(context, &mut buffer))?;
-        Ok(buffer.filled().len())
+        let count = buffer.filled().len();
+        self.account.read(count);
+        Ok(count)
     }
 }
 
@@ -72,6 +83,9 @@ impl Write for TaskStream {
         self.poll(|stream, context| stream.poll_flush(context))
     }
 }
+
+/// The error a read fails with once the memory budget has chosen this connection to close.
+pub(crate) const EVICTED: &str = "closed to free memory for other clients";
 
 /// Whether tungstenite's error only says the socket could not take or give more yet.
 fn is_would_block(error: &Error) -> bool {
@@ -98,10 +112,16 @@ fn closed_is_done(result: Result<(), Error>) -> Result<(), Error> {
 impl Socket {
     /// Starts speaking WebSocket on a stream whose handshake is done; `tail` holds whatever
     /// the client sent after its request head.
-    pub(crate) fn new(stream: ClientStream, tail: Vec<u8>, config: WebSocketConfig) -> Self {
+    pub(crate) fn new(
+        stream: ClientStream,
+        tail: Vec<u8>,
+        config: WebSocketConfig,
+        account: Account,
+    ) -> Self {
         let stream = TaskStream {
             stream: ReadAhead::new(stream),
             waker: Waker::noop().clone(),
+            account,
         };
         Socket {
             websocket: WebSocket::from_partially_read(stream, tail, Role::Server, Some(config)),
@@ -128,7 +148,12 @@ impl Socket {
         self.set_waker(context);
         match pending_if_blocked(self.websocket.read()) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(message)) => Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Ok(message)) => {
+                if message.is_text() || message.is_binary() {
+                    self.websocket.get_mut().account.message_done();
+                }
+                Poll::Ready(Some(Ok(message)))
+            }
             Poll::Ready(Err(Error::ConnectionClosed | Error::AlreadyClosed)) => {
                 self.ended = true;
                 Poll::Ready(None)
@@ -212,6 +237,11 @@ impl Socket {
         };
         self.backed_up = false;
         Poll::Ready(closed_is_done(flushed))
+    }
+
+    /// Whether reading is paused until the memory budget has room.
+    pub(crate) fn is_paused_for_memory(&self) -> bool {
+        self.websocket.get_ref().account.is_paused()
     }
 
     /// Starts the close handshake with `frame` and writes it out.

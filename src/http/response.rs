@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::handshake::server::write_response;
 use tokio_tungstenite::tungstenite::http;
 
 use super::HeadError;
+use crate::budget::BudgetUse;
 use crate::config::Mode;
 use clap::ValueEnum;
 
@@ -86,10 +87,16 @@ impl Response {
         .with_header("Retry-After", "1")
     }
 
-    /// `/stats`: `{"connections":N,"rooms":{"/lobby":2,...}}`, where `connections` counts
-    /// the connection slots taken (WebSocket clients plus HTTP requests being answered, this
-    /// one included) and `rooms` the members of each broadcast room.
-    pub(crate) fn stats(mode: Mode, connections: usize, rooms: Vec<(String, usize)>) -> Self {
+    /// `/stats`: `{"connections":N,"rooms":{"/lobby":2,...},"memory":{...}}`, where
+    /// `connections` counts the connection slots taken (WebSocket clients plus HTTP requests
+    /// being answered, this one included), `rooms` the members of each broadcast room, and
+    /// `memory` the budget: its limit, the bytes held against it and the clients paused by it.
+    pub(crate) fn stats(
+        mode: Mode,
+        connections: usize,
+        rooms: Vec<(String, usize)>,
+        memory: BudgetUse,
+    ) -> Self {
         let rooms: serde_json::Map<String, serde_json::Value> = rooms
             .into_iter()
             .map(|(name, size)| (name, size.into()))
@@ -97,9 +104,18 @@ impl Response {
         let mode = mode
             .to_possible_value()
             .map(|value| value.get_name().to_owned());
-        let mut body =
-            serde_json::json!({ "mode": mode, "connections": connections, "rooms": rooms })
-                .to_string();
+        let memory = serde_json::json!({
+            "limit_bytes": memory.limit,
+            "held_bytes": memory.held,
+            "paused_clients": memory.paused,
+        });
+        let mut body = serde_json::json!({
+            "mode": mode,
+            "connections": connections,
+            "rooms": rooms,
+            "memory": memory,
+        })
+        .to_string();
         body.push('\n');
         Response {
             status: http::StatusCode::OK,
@@ -193,6 +209,12 @@ async fn drain(stream: &mut ClientStream) {
 mod tests {
     use super::*;
 
+    const IDLE_BUDGET: BudgetUse = BudgetUse {
+        limit: 1 << 30,
+        held: 0,
+        paused: 0,
+    };
+
     #[test]
     fn stats_escape_room_names_as_json() {
         let rooms = vec![
@@ -201,7 +223,7 @@ mod tests {
             ("/ctl\u{1}\n".to_owned(), 3),
             ("/ünï".to_owned(), 4),
         ];
-        let response = Response::stats(Mode::Broadcast, 7, rooms.clone());
+        let response = Response::stats(Mode::Broadcast, 7, rooms.clone(), IDLE_BUDGET);
         assert!(response.body.ends_with('\n'));
         assert_eq!(
             response.body.lines().count(),
@@ -220,10 +242,15 @@ mod tests {
     #[test]
     fn stats_without_rooms_is_an_empty_object() {
         let parsed: serde_json::Value =
-            serde_json::from_str(&Response::stats(Mode::Echo, 0, Vec::new()).body).unwrap();
+            serde_json::from_str(&Response::stats(Mode::Echo, 0, Vec::new(), IDLE_BUDGET).body).unwrap();
         assert_eq!(
             parsed,
-            serde_json::json!({ "mode": "echo", "connections": 0, "rooms": {} })
+            serde_json::json!({
+                "mode": "echo",
+                "connections": 0,
+                "rooms": {},
+                "memory": { "limit_bytes": 1 << 30, "held_bytes": 0, "paused_clients": 0 },
+            })
         );
     }
 }

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use log::{debug, info};
+use log::{debug, info, warn};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -32,6 +32,9 @@ pub(crate) enum End {
     /// so, behind what it has not read: should it read again within the close timeout, it
     /// learns why it was dropped.
     NotReading,
+    /// The memory budget stayed full and this client held the most of it: it is closed with
+    /// 1013 so that the others can go on.
+    ShortOfMemory,
     /// The server ended the session for a reason of the mode's (a broadcast client that fell
     /// too far behind), with the close frame to send.
     Kicked(CloseFrame),
@@ -61,6 +64,10 @@ impl End {
             End::Violation(frame) | End::Kicked(frame) => Some(frame.clone()),
             End::Shutdown => Some(close_frame(CloseCode::Away, "server shutting down")),
             End::PingTimeout => Some(close_frame(CloseCode::Policy, "ping timeout")),
+            End::ShortOfMemory => Some(close_frame(
+                CloseCode::Again,
+                "server is short of memory: try again later",
+            )),
         }
     }
 
@@ -73,6 +80,9 @@ impl End {
             Error::ConnectionClosed | Error::AlreadyClosed => End::ClientClosed(None),
             Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
                 End::Vanished("connection reset without a close frame".into())
+            }
+            Error::Io(error) if error.kind() == std::io::ErrorKind::OutOfMemory => {
+                End::ShortOfMemory
             }
             Error::Io(error) => End::Vanished(error.to_string()),
             Error::Utf8(_) => End::Violation(close_frame(CloseCode::Invalid, "invalid UTF-8")),
@@ -104,6 +114,9 @@ impl End {
             End::Kicked(_) => {
                 metrics.evictions.increment(1);
             }
+            End::ShortOfMemory => {
+                metrics.memory_evictions.increment(1);
+            }
             _ => {}
         }
         if let Some(frame) = self.close_frame() {
@@ -134,6 +147,11 @@ impl End {
                 "peer {peer} dropped: not reading what it is sent (its socket took nothing for \
                  the ping timeout)"
             ),
+            End::ShortOfMemory => warn!(
+                peer:% = peer, code = 1013;
+                "peer {peer} closed with 1013: it held the most of a full memory budget \
+                 (--max-memory) for the ping timeout"
+            ),
             End::Kicked(frame) => info!(
                 peer:% = peer, code = u16::from(frame.code);
                 "peer {peer} disconnected by the server ({} {})",
@@ -161,7 +179,9 @@ pub(crate) async fn finish(socket: &mut Socket, peer: SocketAddr, end: End, shar
     end.log(peer);
     end.count(&shared.metrics);
     let close_timeout = shared.config.close_timeout;
-    let stream_is_unparsable = matches!(end, End::Violation(_));
+    // After a broken frame, or in the middle of a message the server will not read, the
+    // rest of the stream cannot be read as frames.
+    let stream_is_unparsable = matches!(end, End::Violation(_) | End::ShortOfMemory);
     let Some(frame) = end.close_frame() else {
         if let End::ClientClosed(_) = end {
             // The reply to the client's close frame, if tungstenite has queued one.
@@ -253,6 +273,13 @@ mod tests {
         assert_eq!(code(End::fell_behind(8)), Some(CloseCode::Again));
         assert_eq!(code(End::Shutdown), Some(CloseCode::Away));
         assert_eq!(code(End::PingTimeout), Some(CloseCode::Policy));
+        assert_eq!(
+            code(End::from_error(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                crate::socket::EVICTED
+            )))),
+            Some(CloseCode::Again)
+        );
         assert_eq!(code(End::NotReading), Some(CloseCode::Policy));
     }
 }

@@ -162,6 +162,10 @@ impl<'a> Session<'a> {
     fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> Result<(), End> {
         // A quiet moment: let the metrics catch up with a connection that sends little.
         self.traffic.flush(self.metrics);
+        if self.socket.is_paused_for_memory() {
+            // Held back by the server, not silent: it cannot be heard until it may send.
+            self.keepalive.heard();
+        }
         match self.keepalive.on_timer() {
             Tick::Ping => self
                 .socket

@@ -1,0 +1,506 @@
+//! The memory budget: one limit on what the server holds for all clients together.
+//!
+//! Every per-connection limit can be obeyed while the sum of them is not: 400 clients each
+//! sending a 60 MiB message stay under `--max-message-size` and still exhaust a 24 GiB
+//! machine. The budget bounds the sum. It is charged where wsecho already sees the bytes,
+//! on the read path: what a client has sent of the message now arriving. tungstenite keeps
+//! the buffers a large message needed (its read buffer, and in echo modes the copy of the
+//! reply in its write buffer) until the connection ends, so a connection's charge is the
+//! largest message it has had in flight, times two where a reply copies it, and is given back
+//! when the connection closes. The first [`ALLOWANCE`] bytes of each message are free, so
+//! clients sending ordinary messages never touch the budget.
+//!
+//! When a read would take the budget past its limit, the reader is paused: nothing more is
+//! read from its socket, and TCP pushes back on the client. The lower half of the budget is
+//! open to every reader; the upper half goes only to the reader that has waited longest, so
+//! that when memory is short one message at a time is completed rather than every message
+//! being stuck half-read. If a reader has still waited for `evict_after` (the ping timeout),
+//! the connection holding the most is closed with 1013 (try again later) and its memory
+//! goes to the others.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use crate::config::Config;
+
+use crate::lock::lock;
+
+/// Bytes of each message a connection may read without charging the budget. Paying for the
+/// first bytes too would put every client that sends anything on the budget's lock; this
+/// much per connection is part of the fixed overhead the README states instead.
+pub const ALLOWANCE: usize = 64 * 1024;
+
+/// Charges grow in steps of at least this much (or an eighth of what is already charged),
+/// so that a large message takes the budget's lock a few dozen times, not once per read.
+const STEP: usize = 256 * 1024;
+
+/// The limit on what the server holds for clients, shared by every connection.
+pub struct MemoryBudget {
+    limit: usize,
+    evict_after: Duration,
+    /// Bytes charged now; the same as the sum in `state`, readable without the lock.
+    held: AtomicUsize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    /// Every connection with a charge.
+    holders: HashMap<u64, Holder>,
+    /// Connections that have had to wait for room, in the order they first did; each keeps
+    /// its place until its message is complete, so the reader first in line finishes first.
+    waiting: VecDeque<Waiting>,
+}
+
+struct Holder {
+    charge: usize,
+    /// The connection task's, to wake it when it is evicted.
+    waker: Waker,
+    evicted: Arc<AtomicBool>,
+}
+
+struct Waiting {
+    id: u64,
+    waker: Waker,
+    /// While paused: since when, or since the last eviction made on its behalf (the next
+    /// comes `evict_after` later). `None` while it is reading.
+    paused_since: Option<Instant>,
+}
+
+/// What the budget says to a read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Go ahead.
+    Read,
+    /// Wait: the task is woken when there may be room.
+    Wait,
+    /// The connection was chosen to make room: close it with 1013.
+    Evicted,
+}
+
+/// What `/stats` and `/metrics` show of the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetUse {
+    /// The limit, in bytes.
+    pub limit: usize,
+    /// Bytes charged to connections now.
+    pub held: usize,
+    /// Connections paused until there is room.
+    pub paused: usize,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes; a reader paused for `evict_after` makes the largest holder
+    /// give its memory up.
+    pub fn new(limit: usize, evict_after: Duration) -> Self {
+        MemoryBudget {
+            limit,
+            evict_after,
+            held: AtomicUsize::new(0),
+            state: Mutex::default(),
+        }
+    }
+
+    /// The limit and how much of it is in use.
+    pub fn usage(&self) -> BudgetUse {
+        let state = lock(&self.state);
+        BudgetUse {
+            limit: self.limit,
+            held: self.held.load(Ordering::Relaxed),
+            paused: state
+                .waiting
+                .iter()
+                .filter(|entry| entry.paused_since.is_some())
+                .count(),
+        }
+    }
+
+    /// A fresh account for one connection. `copies` is how many times the server holds each
+    /// byte of a message it reads: 2 when a reply copies it into tungstenite's write buffer.
+    pub(crate) fn account(self: &Arc<Self>, copies: usize) -> Account {
+        Account {
+            budget: Arc::clone(self),
+            holder: None,
+            in_progress: 0,
+            covered: ALLOWANCE,
+            copies,
+            paused: false,
+            in_line: false,
+        }
+    }
+
+    /// Charges `growth` more bytes to connection `id`, or queues it until there is room.
+    fn grow(&self, id: u64, growth: usize, waker: &Waker) -> Admission {
+        let mut state = lock(&self.state);
+        let Some(holder) = state.holders.get_mut(&id) else {
+            return Admission::Evicted;
+        };
+        if holder.evicted.load(Ordering::Relaxed) {
+            return Admission::Evicted;
+        }
+        holder.waker.clone_from(waker);
+        let held = self.held.load(Ordering::Relaxed);
+        let after = held.saturating_add(growth);
+        let first_in_line = state.waiting.front().is_none_or(|first| first.id == id);
+        if after <= self.limit / 2 || (after <= self.limit && first_in_line) {
+            if let Some(holder) = state.holders.get_mut(&id) {
+                holder.charge += growth;
+            }
+            self.held.store(after, Ordering::Relaxed);
+            if let Some(entry) = state.waiting.iter_mut().find(|entry| entry.id == id) {
+                entry.paused_since = None;
+            }
+            return Admission::Read;
+        }
+        match state.waiting.iter_mut().find(|entry| entry.id == id) {
+            Some(entry) => {
+                entry.waker.clone_from(waker);
+                entry.paused_since.get_or_insert_with(Instant::now);
+            }
+            None => state.waiting.push_back(Waiting {
+                id,
+                waker: waker.clone(),
+                paused_since: Some(Instant::now()),
+            }),
+        }
+        Admission::Wait
+    }
+
+    /// Registers a connection that is about to charge for the first time.
+    fn register(&self, waker: &Waker) -> (u64, Arc<AtomicBool>) {
+        let mut state = lock(&self.state);
+        let id = state.next_id;
+        state.next_id += 1;
+        let evicted = Arc::new(AtomicBool::new(false));
+        state.holders.insert(
+            id,
+            Holder {
+                charge: 0,
+                waker: waker.clone(),
+                evicted: Arc::clone(&evicted),
+            },
+        );
+        (id, evicted)
+    }
+
+    /// Gives back everything connection `id` holds, and lets the waiting readers try again.
+    fn release(&self, id: u64) {
+        let mut state = lock(&self.state);
+        if let Some(holder) = state.holders.remove(&id) {
+            self.held.fetch_sub(holder.charge, Ordering::Relaxed);
+        }
+        state.waiting.retain(|entry| entry.id != id);
+        for entry in &state.waiting {
+            entry.waker.wake_by_ref();
+        }
+    }
+
+    /// Takes connection `id` out of the line once its message is complete, and wakes the
+    /// next in line.
+    fn leave_line(&self, id: u64) {
+        let mut state = lock(&self.state);
+        state.waiting.retain(|entry| entry.id != id);
+        if let Some(next) = state.waiting.front() {
+            next.waker.wake_by_ref();
+        }
+    }
+
+    /// Evicts the largest holder if a reader has waited for `evict_after`; returns when to
+    /// look again. Called by [`MemoryBudget::enforce`], and directly by tests.
+    pub(crate) fn evict_if_stuck(&self, now: Instant) -> Duration {
+        let mut state = lock(&self.state);
+        let Some(longest) = state
+            .waiting
+            .iter_mut()
+            .filter_map(|entry| entry.paused_since.as_mut())
+            .min()
+        else {
+            return self.evict_after;
+        };
+        let waited = now.saturating_duration_since(*longest);
+        if waited < self.evict_after {
+            return self.evict_after - waited;
+        }
+        *longest = now;
+        let largest = state
+            .holders
+            .iter()
+            .filter(|(_, holder)| !holder.evicted.load(Ordering::Relaxed))
+            .max_by_key(|(_, holder)| holder.charge);
+        if let Some((_, holder)) = largest {
+            warn!(
+                "memory budget of {} bytes full for {:?}: closing the connection holding the \
+                 most ({} bytes) with 1013",
+                self.limit, self.evict_after, holder.charge
+            );
+            holder.evicted.store(true, Ordering::Relaxed);
+            holder.waker.wake_by_ref();
+        }
+        self.evict_after
+    }
+
+    /// Logs the budget, and warns when the per-client limits allow far more than it: they
+    /// always do by default (10,000 clients × 64 MiB), which is what the budget is for, but
+    /// the user should know which limit will bite first.
+    pub(crate) fn log_at_start(&self, config: &Config) {
+        info!(
+            "memory budget for clients: {} (--max-memory)",
+            format_bytes(self.limit)
+        );
+        let worst_case = config
+            .max_connections
+            .saturating_mul(config.max_message_size);
+        if worst_case / 100 > self.limit {
+            warn!(
+                "--max-connections {} × --max-message-size {} allows {}, over 100 times the \
+                 memory budget of {}: past the budget, the largest senders are paused, and \
+                 after --ping-timeout closed with 1013",
+                config.max_connections,
+                format_bytes(config.max_message_size),
+                format_bytes(worst_case),
+                format_bytes(self.limit)
+            );
+        }
+        if config.max_message_size.saturating_mul(2) > self.limit {
+            warn!(
+                "--max-message-size {} is over half the memory budget of {}: a message that \
+                 large may never fit, and its sender is closed with 1013 when memory is short",
+                format_bytes(config.max_message_size),
+                format_bytes(self.limit)
+            );
+        }
+    }
+
+    /// Watches for readers stuck waiting and evicts for them, until the server stops.
+    pub(crate) async fn enforce(self: Arc<Self>) {
+        loop {
+            let next = self.evict_if_stuck(Instant::now());
+            tokio::time::sleep(next.max(Duration::from_millis(10))).await;
+        }
+    }
+}
+
+/// One connection's standing with the budget: what it has read of the message now arriving,
+/// and what it has been charged.
+pub(crate) struct Account {
+    budget: Arc<MemoryBudget>,
+    /// Set once the connection first charges anything.
+    holder: Option<(u64, Arc<AtomicBool>)>,
+    /// Bytes read since the last complete data message.
+    in_progress: usize,
+    /// The message size the charge already covers (the allowance is free).
+    covered: usize,
+    copies: usize,
+    paused: bool,
+    /// In the budget's line of readers that have had to wait.
+    in_line: bool,
+}
+
+impl Account {
+    /// Asks whether a read of up to `wanted` bytes may go ahead. Charges for it if it makes
+    /// the message in flight larger than any before; `waker` is woken when a paused read may
+    /// try again.
+    pub(crate) fn admit(&mut self, wanted: usize, waker: &Waker) -> Admission {
+        let needed = self.in_progress.saturating_add(wanted);
+        if needed <= self.covered {
+            let evicted = self
+                .holder
+                .as_ref()
+                .is_some_and(|(_, evicted)| evicted.load(Ordering::Relaxed));
+            return if evicted {
+                Admission::Evicted
+            } else {
+                Admission::Read
+            };
+        }
+        let target = needed.max(self.covered + STEP.max(self.covered / 8));
+        let growth = (target - self.covered).saturating_mul(self.copies);
+        let budget = Arc::clone(&self.budget);
+        let id = match &self.holder {
+            Some((id, _)) => *id,
+            None => self.holder.insert(budget.register(waker)).0,
+        };
+        let admission = budget.grow(id, growth, waker);
+        self.paused = admission == Admission::Wait;
+        self.in_line |= self.paused;
+        if admission == Admission::Read {
+            self.covered = target;
+        }
+        admission
+    }
+
+    /// Counts `count` bytes read.
+    pub(crate) fn read(&mut self, count: usize) {
+        self.in_progress += count;
+    }
+
+    /// A whole data message has arrived: the next one starts from zero.
+    pub(crate) fn message_done(&mut self) {
+        self.in_progress = 0;
+        if std::mem::take(&mut self.in_line)
+            && let Some((id, _)) = self.holder
+        {
+            self.budget.leave_line(id);
+        }
+    }
+
+    /// Whether the last read was paused for room; such a client is not silent, only held
+    /// back, so the keepalive does not time it out.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        if let Some((id, _)) = self.holder {
+            self.budget.release(id);
+        }
+    }
+}
+
+/// `bytes` in the largest binary unit that keeps it at one or more, e.g. `64 MiB`.
+fn format_bytes(bytes: usize) -> String {
+    const UNITS: [(&str, usize); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            let value = bytes as f64 / size as f64;
+            return if bytes % size == 0 {
+                format!("{} {unit}", bytes / size)
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// The budget to use when `--max-memory` is not given: a quarter of physical memory, at most
+/// 4 GiB (at least 64 MiB where the size cannot be read).
+pub fn default_limit() -> usize {
+    const CAP: usize = 4 << 30;
+    // SAFETY: `sysconf` only reads system configuration.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (usize::try_from(pages), usize::try_from(page_size)) {
+        (Ok(pages), Ok(page_size)) if pages > 0 && page_size > 0 => {
+            (pages.saturating_mul(page_size) / 4).min(CAP)
+        }
+        _ => 64 << 20,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    fn budget(limit: usize) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget::new(limit, Duration::from_secs(1)))
+    }
+
+    /// Reads `bytes` in 64 KiB pieces; stops at the first read that is not admitted.
+    fn feed(account: &mut Account, bytes: usize) -> Admission {
+        let mut read = 0;
+        while read < bytes {
+            let piece = (bytes - read).min(64 * 1024);
+            match account.admit(piece, Waker::noop()) {
+                Admission::Read => {}
+                other => return other,
+            }
+            account.read(piece);
+            read += piece;
+        }
+        Admission::Read
+    }
+
+    #[test]
+    fn small_messages_never_touch_the_budget() {
+        let budget = budget(MIB);
+        let mut account = budget.account(2);
+        for _ in 0..1000 {
+            assert_eq!(feed(&mut account, 1000), Admission::Read);
+            account.message_done();
+        }
+        assert_eq!(budget.usage().held, 0);
+    }
+
+    #[test]
+    fn a_large_message_is_charged_once_per_copy_and_given_back_on_close() {
+        let budget = budget(64 * MIB);
+        let mut account = budget.account(2);
+        assert_eq!(feed(&mut account, 4 * MIB), Admission::Read);
+        let held = budget.usage().held;
+        assert!((8 * MIB..9 * MIB).contains(&held), "held {held}");
+        // The same size again: tungstenite's buffers are already that big.
+        account.message_done();
+        assert_eq!(feed(&mut account, 4 * MIB), Admission::Read);
+        assert_eq!(budget.usage().held, held);
+        drop(account);
+        assert_eq!(budget.usage().held, 0);
+    }
+
+    #[test]
+    fn past_half_the_budget_only_the_longest_waiting_reader_grows() {
+        let budget = budget(8 * MIB);
+        let mut first = budget.account(1);
+        let mut second = budget.account(1);
+        let mut third = budget.account(1);
+        assert_eq!(feed(&mut first, 3 * MIB), Admission::Read);
+        assert_eq!(feed(&mut second, 2 * MIB), Admission::Read);
+        // Nobody waits yet, so the third may fill the budget; then it waits.
+        assert_eq!(feed(&mut third, 4 * MIB), Admission::Wait);
+        assert!(third.is_paused());
+        assert_eq!(budget.usage().paused, 1);
+        // Past half, the second may not jump the queue.
+        assert_eq!(feed(&mut second, MIB), Admission::Wait);
+        assert_eq!(budget.usage().paused, 2);
+        // The first closing makes room, and it goes to the third, first in line.
+        drop(first);
+        assert_eq!(feed(&mut third, 2 * MIB), Admission::Read);
+        assert!(!third.is_paused());
+        assert_eq!(budget.usage().paused, 1);
+        assert!(budget.usage().held <= 8 * MIB);
+    }
+
+    #[test]
+    fn a_reader_stuck_for_the_timeout_evicts_the_largest_holder() {
+        let budget = budget(4 * MIB);
+        let mut large = budget.account(1);
+        let mut small = budget.account(1);
+        assert_eq!(feed(&mut large, 3 * MIB), Admission::Read);
+        assert_eq!(feed(&mut small, 2 * MIB), Admission::Wait);
+        let start = Instant::now();
+        assert!(budget.evict_if_stuck(start) > Duration::ZERO);
+        assert_eq!(large.admit(0, Waker::noop()), Admission::Read);
+        budget.evict_if_stuck(start + Duration::from_secs(2));
+        assert_eq!(large.admit(0, Waker::noop()), Admission::Evicted);
+        drop(large);
+        assert_eq!(feed(&mut small, 2 * MIB), Admission::Read);
+    }
+
+    #[test]
+    fn sizes_are_logged_in_binary_units() {
+        assert_eq!(format_bytes(64 << 20), "64 MiB");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(100), "100 bytes");
+    }
+
+    #[test]
+    fn the_default_is_a_quarter_of_memory_at_most_4_gib() {
+        let limit = default_limit();
+        assert!((64 << 20..=4 << 30).contains(&limit), "{limit}");
+    }
+}
