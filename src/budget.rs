@@ -14,9 +14,11 @@
 //! read from its socket, and TCP pushes back on the client. The lower half of the budget is
 //! open to every reader; the upper half goes only to the reader that has waited longest, so
 //! that when memory is short one message at a time is completed rather than every message
-//! being stuck half-read. If a reader has still waited for `evict_after` (the ping timeout),
-//! the connection holding the most is closed with 1013 (try again later) and its memory
-//! goes to the others.
+//! being stuck half-read. If a reader has waited for `evict_after` (the ping timeout) while
+//! nobody made progress (no room given, no memory given back), the connection holding the
+//! most is closed with 1013 (try again later) and its memory goes to the others: a client
+//! that stopped in the middle of a huge message, or an idle one still holding the buffers
+//! of an earlier one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -49,14 +51,19 @@ pub struct MemoryBudget {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
     next_id: u64,
+    /// When a reader was last given room or a holder last gave memory back: readers that
+    /// wait while others make progress are only slowed down, not stuck.
+    last_progress: Instant,
     /// Every connection with a charge.
     holders: HashMap<u64, Holder>,
     /// Connections that have had to wait for room, in the order they first did; each keeps
-    /// its place until its message is complete, so the reader first in line finishes first.
+    /// its place until its message is complete.
     waiting: VecDeque<Waiting>,
+    /// The one reader allowed past half the budget, until its message is complete: the
+    /// first in line, or whoever got there first when nobody was waiting.
+    upper_half: Option<u64>,
 }
 
 struct Holder {
@@ -104,7 +111,13 @@ impl MemoryBudget {
             limit,
             evict_after,
             held: AtomicUsize::new(0),
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                next_id: 0,
+                last_progress: Instant::now(),
+                holders: HashMap::new(),
+                waiting: VecDeque::new(),
+                upper_half: None,
+            }),
         }
     }
 
@@ -148,12 +161,20 @@ impl MemoryBudget {
         holder.waker.clone_from(waker);
         let held = self.held.load(Ordering::Relaxed);
         let after = held.saturating_add(growth);
-        let first_in_line = state.waiting.front().is_none_or(|first| first.id == id);
-        if after <= self.limit / 2 || (after <= self.limit && first_in_line) {
+        let may_take_upper_half = match state.upper_half {
+            Some(owner) => owner == id,
+            None => state.waiting.front().is_none_or(|first| first.id == id),
+        };
+        let lower_half = after <= self.limit / 2;
+        if lower_half || (after <= self.limit && may_take_upper_half) {
+            if !lower_half {
+                state.upper_half = Some(id);
+            }
             if let Some(holder) = state.holders.get_mut(&id) {
                 holder.charge += growth;
             }
             self.held.store(after, Ordering::Relaxed);
+            state.last_progress = Instant::now();
             if let Some(entry) = state.waiting.iter_mut().find(|entry| entry.id == id) {
                 entry.paused_since = None;
             }
@@ -195,27 +216,38 @@ impl MemoryBudget {
         let mut state = lock(&self.state);
         if let Some(holder) = state.holders.remove(&id) {
             self.held.fetch_sub(holder.charge, Ordering::Relaxed);
+            state.last_progress = Instant::now();
         }
-        state.waiting.retain(|entry| entry.id != id);
+        Self::leave(&mut state, id);
+        // Room for anyone whose read now fits in the lower half, not only the first in line.
         for entry in &state.waiting {
             entry.waker.wake_by_ref();
         }
     }
 
-    /// Takes connection `id` out of the line once its message is complete, and wakes the
-    /// next in line.
-    fn leave_line(&self, id: u64) {
+    /// Takes connection `id` out of the line and out of the upper half once its message is
+    /// complete, and wakes the next in line.
+    fn message_done(&self, id: u64) {
         let mut state = lock(&self.state);
+        Self::leave(&mut state, id);
+    }
+
+    fn leave(state: &mut State, id: u64) {
         state.waiting.retain(|entry| entry.id != id);
+        if state.upper_half == Some(id) {
+            state.upper_half = None;
+        }
         if let Some(next) = state.waiting.front() {
             next.waker.wake_by_ref();
         }
     }
 
-    /// Evicts the largest holder if a reader has waited for `evict_after`; returns when to
-    /// look again. Called by [`MemoryBudget::enforce`], and directly by tests.
+    /// Evicts the largest holder if a reader has been paused for `evict_after` and nobody
+    /// has made progress meanwhile; returns when to look again. Called by
+    /// [`MemoryBudget::enforce`], and directly by tests.
     pub(crate) fn evict_if_stuck(&self, now: Instant) -> Duration {
         let mut state = lock(&self.state);
+        let last_progress = state.last_progress;
         let Some(longest) = state
             .waiting
             .iter_mut()
@@ -224,11 +256,13 @@ impl MemoryBudget {
         else {
             return self.evict_after;
         };
-        let waited = now.saturating_duration_since(*longest);
-        if waited < self.evict_after {
-            return self.evict_after - waited;
+        let stuck_since = (*longest).max(last_progress);
+        let stuck_for = now.saturating_duration_since(stuck_since);
+        if stuck_for < self.evict_after {
+            return self.evict_after - stuck_for;
         }
         *longest = now;
+        state.last_progress = now;
         let largest = state
             .holders
             .iter()
@@ -299,7 +333,7 @@ pub(crate) struct Account {
     covered: usize,
     copies: usize,
     paused: bool,
-    /// In the budget's line of readers that have had to wait.
+    /// In the budget's line of readers that have had to wait, or past half the budget.
     in_line: bool,
 }
 
@@ -329,7 +363,8 @@ impl Account {
         };
         let admission = budget.grow(id, growth, waker);
         self.paused = admission == Admission::Wait;
-        self.in_line |= self.paused;
+        // Past half the budget is the line's too (see `State::upper_half`).
+        self.in_line |= admission != Admission::Evicted;
         if admission == Admission::Read {
             self.covered = target;
         }
@@ -347,7 +382,7 @@ impl Account {
         if std::mem::take(&mut self.in_line)
             && let Some((id, _)) = self.holder
         {
-            self.budget.leave_line(id);
+            self.budget.message_done(id);
         }
     }
 
@@ -368,11 +403,16 @@ impl Drop for Account {
 
 /// `bytes` in the largest binary unit that keeps it at one or more, e.g. `64 MiB`.
 fn format_bytes(bytes: usize) -> String {
-    const UNITS: [(&str, usize); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    const UNITS: [(&str, usize); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
     for (unit, size) in UNITS {
         if bytes >= size {
             let value = bytes as f64 / size as f64;
-            return if bytes % size == 0 {
+            return if bytes.is_multiple_of(size) {
                 format!("{} {unit}", bytes / size)
             } else {
                 format!("{value:.1} {unit}")
@@ -453,26 +493,31 @@ mod tests {
     }
 
     #[test]
-    fn past_half_the_budget_only_the_longest_waiting_reader_grows() {
-        let budget = budget(8 * MIB);
+    fn past_half_the_budget_one_reader_at_a_time_grows_in_the_order_they_waited() {
+        let budget = budget(16 * MIB);
         let mut first = budget.account(1);
         let mut second = budget.account(1);
         let mut third = budget.account(1);
-        assert_eq!(feed(&mut first, 3 * MIB), Admission::Read);
-        assert_eq!(feed(&mut second, 2 * MIB), Admission::Read);
-        // Nobody waits yet, so the third may fill the budget; then it waits.
-        assert_eq!(feed(&mut third, 4 * MIB), Admission::Wait);
+        assert_eq!(feed(&mut first, 6 * MIB), Admission::Read);
+        // The second crosses half the budget while nobody waits: the upper half is its own.
+        assert_eq!(feed(&mut second, 4 * MIB), Admission::Read);
+        assert_eq!(feed(&mut third, MIB), Admission::Wait);
         assert!(third.is_paused());
-        assert_eq!(budget.usage().paused, 1);
-        // Past half, the second may not jump the queue.
-        assert_eq!(feed(&mut second, MIB), Admission::Wait);
+        assert_eq!(feed(&mut first, MIB), Admission::Wait);
         assert_eq!(budget.usage().paused, 2);
-        // The first closing makes room, and it goes to the third, first in line.
-        drop(first);
-        assert_eq!(feed(&mut third, 2 * MIB), Admission::Read);
+        assert_eq!(feed(&mut second, MIB), Admission::Read);
+        // The second's message is complete: the upper half goes to the third, first in line.
+        second.message_done();
+        assert_eq!(feed(&mut first, MIB), Admission::Wait);
+        assert_eq!(feed(&mut third, MIB), Admission::Read);
         assert!(!third.is_paused());
         assert_eq!(budget.usage().paused, 1);
-        assert!(budget.usage().held <= 8 * MIB);
+        assert!(budget.usage().held <= 16 * MIB);
+        // When the third is done too, the first's turn comes.
+        third.message_done();
+        drop(second);
+        assert_eq!(feed(&mut first, MIB), Admission::Read);
+        assert_eq!(budget.usage().paused, 0);
     }
 
     #[test]

@@ -143,15 +143,11 @@ async fn answer_or_upgrade(
             shared.budget.usage(),
         ),
         Route::Metrics if metrics_allowed(peer, &shared.config.metrics_allow) => {
-            http::Response::metrics(
-                shared
-                    .metrics
-                    .render(
-                        shared.open_connections(),
-                        &shared.hub.room_sizes(),
-                        shared.budget.usage(),
-                    ),
-            )
+            http::Response::metrics(shared.metrics.render(
+                shared.open_connections(),
+                &shared.hub.room_sizes(),
+                shared.budget.usage(),
+            ))
         }
         Route::Metrics => http::Response::text(
             tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN,

@@ -419,7 +419,10 @@ mod tests {
         assert_eq!(sample(&text, "wsecho_connections"), 3.0);
         assert_eq!(sample(&text, "wsecho_rooms"), 2.0);
         assert_eq!(sample(&text, "wsecho_largest_room_members"), 5.0);
-        assert_eq!(sample(&text, "wsecho_memory_budget_bytes"), (1u64 << 30) as f64);
+        assert_eq!(
+            sample(&text, "wsecho_memory_budget_bytes"),
+            (1u64 << 30) as f64
+        );
         assert_eq!(sample(&text, "wsecho_memory_held_bytes"), 0.0);
         assert_eq!(
             sample(&text, "wsecho_websocket_connections{mode=\"broadcast\"}"),

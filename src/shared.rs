@@ -80,7 +80,9 @@ impl Shared {
             metrics: Metrics::new(config.mode),
             tls,
             budget: Arc::new(MemoryBudget::new(
-                config.max_memory.unwrap_or_else(crate::budget::default_limit),
+                config
+                    .max_memory
+                    .unwrap_or_else(crate::budget::default_limit),
                 config.ping_timeout,
             )),
             config,

@@ -81,8 +81,18 @@ pub fn cpu_time(pid: u32) -> Option<CpuTime> {
 
 /// Resident memory of a process, in bytes.
 pub fn rss(pid: u32) -> Option<u64> {
+    memory_status(pid, "VmRSS:")
+}
+
+/// The most resident memory a process has had (VmHWM), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    memory_status(pid, "VmHWM:")
+}
+
+/// A memory field of /proc/PID/status (given in kB there), in bytes.
+fn memory_status(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 

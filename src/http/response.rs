@@ -242,7 +242,8 @@ mod tests {
     #[test]
     fn stats_without_rooms_is_an_empty_object() {
         let parsed: serde_json::Value =
-            serde_json::from_str(&Response::stats(Mode::Echo, 0, Vec::new(), IDLE_BUDGET).body).unwrap();
+            serde_json::from_str(&Response::stats(Mode::Echo, 0, Vec::new(), IDLE_BUDGET).body)
+                .unwrap();
         assert_eq!(
             parsed,
             serde_json::json!({

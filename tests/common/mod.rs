@@ -460,6 +460,11 @@ impl ServerProcess {
         wsecho_bench::rss(self.child.id()).expect("the server's /proc status")
     }
 
+    /// The most resident memory the server has had, in bytes (VmHWM).
+    pub fn peak_rss(&self) -> u64 {
+        wsecho_bench::peak_rss(self.child.id()).expect("the server's /proc status")
+    }
+
     pub fn open_fds(&self) -> usize {
         wsecho_bench::open_fds(self.child.id()).expect("the server's /proc fd directory")
     }
