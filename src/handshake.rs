@@ -53,8 +53,12 @@ pub(crate) async fn run(
     };
     shared.metrics.handshake_took(started.elapsed());
     let path = request.head.uri().path().to_owned();
-    let account = shared.budget.account(shared.message_copies());
-    let socket = Socket::new(stream, request.tail, shared.websocket_config, account);
+    let socket = Socket::new(
+        stream,
+        request.tail,
+        shared.websocket_config,
+        shared.budget_account(),
+    );
     Some((socket, path))
 }
 

@@ -46,6 +46,7 @@ mod stream;
 mod tls;
 mod workers;
 
+pub use budget::return_large_buffers_to_the_system;
 pub use config::{Config, Mode, parse_network, parse_seconds, parse_size};
 pub use http::CLIENT_HTML;
 pub use json_log::json_log_line;

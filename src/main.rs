@@ -48,6 +48,7 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    wsecho::return_large_buffers_to_the_system();
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if cli.log_format == LogFormat::Json {

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::address_limit::AddressLimit;
-use crate::budget::MemoryBudget;
+use crate::budget::{Account, MemoryBudget};
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -89,12 +89,13 @@ impl Shared {
         }
     }
 
-    /// How many copies of each byte of a message the server holds while it handles it: echo
-    /// modes copy the reply into tungstenite's write buffer.
-    pub(crate) fn message_copies(&self) -> usize {
+    /// A new connection's account with the memory budget. Echo modes hold each message
+    /// twice (the reply is a copy in tungstenite's write buffer); broadcast holds it once,
+    /// and again in its room's queues, so a sender waits whenever the budget is full.
+    pub(crate) fn budget_account(&self) -> Account {
         match self.config.mode {
-            Mode::Echo | Mode::Raw => 2,
-            Mode::Broadcast => 1,
+            Mode::Echo | Mode::Raw => self.budget.account(2, false),
+            Mode::Broadcast => self.budget.account(1, true),
         }
     }
 

@@ -239,6 +239,19 @@ impl Socket {
         Poll::Ready(closed_is_done(flushed))
     }
 
+    /// Whether the memory budget lets a broadcast delivery of `length` bytes be handed to
+    /// tungstenite now. When it says wait, the task is woken when there may be room.
+    pub(crate) fn admit_write(&mut self, length: usize) -> Admission {
+        let stream = self.websocket.get_mut();
+        stream.account.admit_write(length, &stream.waker)
+    }
+
+    /// Whether the memory budget has chosen this connection to close. Reads notice by
+    /// themselves; a loop that may be waiting on a write checks this when it wakes.
+    pub(crate) fn is_evicted_for_memory(&self) -> bool {
+        self.websocket.get_ref().account.is_evicted()
+    }
+
     /// Whether reading is paused until the memory budget has room.
     pub(crate) fn is_paused_for_memory(&self) -> bool {
         self.websocket.get_ref().account.is_paused()

@@ -6,7 +6,10 @@
 //! single-threaded client blocked in `send`) would otherwise wait on the server while the
 //! server waits on it. What a member cannot take yet waits in its bounded queue; a member
 //! whose queue overflows is evicted (1013), and one whose socket takes nothing for the ping
-//! timeout is dropped as not reading.
+//! timeout is dropped as not reading. A large message is charged to the memory budget once
+//! for all the queues that hold it, and each member's copy of it in tungstenite's write
+//! buffer is charged too: a delivery the budget has no room for waits, and so does the
+//! sender's next large message.
 //!
 //! Like the echo loop, the wait is hand-written: whether the socket is backed up decides
 //! what the loop may do (take more from the queue, or only retry the write), which is state
@@ -22,6 +25,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::end::End;
 use super::{AfterBatch, BATCH, Session};
+use crate::budget::Admission;
 use crate::hub::Membership;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -38,6 +42,8 @@ enum Wake {
     Timer,
     /// A write that had waited for room failed.
     WriteFailed(tungstenite::Error),
+    /// The memory budget chose this member to close.
+    ShortOfMemory,
 }
 
 /// Joins the room named by `room`, sends the welcome, then relays messages both ways until
@@ -57,6 +63,8 @@ pub(crate) async fn run(
     let mut kicked_out = pin!(eviction.evicted());
     // Running while the socket is backed up: the longest a write may wait for room.
     let mut write_deadline: Option<Pin<Box<Sleep>>> = None;
+    // Taken from the queue, waiting for the memory budget to let it into the socket.
+    let mut held_back: Option<Message> = None;
     loop {
         let wake = poll_fn(|context| {
             if shutdown.poll_recv(context).is_ready() {
@@ -64,6 +72,9 @@ pub(crate) async fn run(
             }
             if kicked_out.as_mut().poll(context).is_ready() {
                 return Poll::Ready(Wake::Evicted);
+            }
+            if session.socket.is_evicted_for_memory() {
+                return Poll::Ready(Wake::ShortOfMemory);
             }
             if session.socket.is_backed_up() {
                 match session.socket.poll_flush(context) {
@@ -83,10 +94,21 @@ pub(crate) async fn run(
                 // attempt), the next backlog gets a deadline of its own.
                 write_deadline = None;
             }
-            if !session.socket.is_backed_up()
-                && let Poll::Ready(message) = member.queue.poll_take(context)
-            {
-                return Poll::Ready(Wake::Outgoing(message));
+            if !session.socket.is_backed_up() {
+                let next = match held_back.take() {
+                    Some(message) => Some(message),
+                    None => match member.queue.poll_take(context) {
+                        Poll::Ready(message) => Some(message),
+                        Poll::Pending => None,
+                    },
+                };
+                if let Some(message) = next {
+                    match session.socket.admit_write(message.len()) {
+                        Admission::Read => return Poll::Ready(Wake::Outgoing(message)),
+                        Admission::Wait => held_back = Some(message),
+                        Admission::Evicted => return Poll::Ready(Wake::ShortOfMemory),
+                    }
+                }
             }
             if let Poll::Ready(received) = session.socket.poll_next(context) {
                 return Poll::Ready(Wake::Socket(received));
@@ -102,15 +124,16 @@ pub(crate) async fn run(
             Wake::Evicted => return Err(End::fell_behind(max_queue)),
             Wake::NotReading => return Err(End::NotReading),
             Wake::WriteFailed(error) => return Err(End::from_error(error)),
+            Wake::ShortOfMemory => return Err(End::ShortOfMemory),
             Wake::Outgoing(first) => {
-                write_queued(session, &mut member, first)?;
+                held_back = write_queued(session, &mut member, first)?;
                 session.flush_now().await?;
             }
             Wake::Socket(first) => {
                 // Answers to pings and the like, which tungstenite queued while reading, go
                 // out with the batch's write attempt.
                 let broadcast = |message: Message| {
-                    member.broadcast(&message);
+                    member.broadcast(&shared.budget.charge_shared(message));
                     None
                 };
                 session
@@ -127,22 +150,28 @@ pub(crate) async fn run(
 
 /// Hands `first` and whatever else is already queued (up to [`BATCH`]) to the socket, and
 /// stops early once the socket is backed up: the rest waits in the member's queue, where it
-/// counts towards eviction.
+/// counts towards eviction. A message the memory budget does not let into the socket yet is
+/// returned, to go first once there is room.
 fn write_queued(
     session: &mut Session<'_>,
     member: &mut Membership,
     first: Message,
-) -> Result<(), End> {
+) -> Result<Option<Message>, End> {
     let mut next = first;
     for _ in 1..BATCH {
         session.send_now(next)?;
         if session.socket.is_backed_up() {
-            return Ok(());
+            return Ok(None);
         }
-        match member.queue.try_take() {
-            Some(message) => next = message,
-            None => return Ok(()),
+        let Some(message) = member.queue.try_take() else {
+            return Ok(None);
+        };
+        match session.socket.admit_write(message.len()) {
+            Admission::Read => next = message,
+            Admission::Wait => return Ok(Some(message)),
+            Admission::Evicted => return Err(End::ShortOfMemory),
         }
     }
-    session.send_now(next)
+    session.send_now(next)?;
+    Ok(None)
 }
