@@ -1,11 +1,14 @@
-//! The soak test: one wsecho per mode (echo, raw, broadcast), each attacked by a mixed
+//! The soak test: one wsecho per mode (echo, raw, broadcast, and echo again with a small
+//! `--max-memory`), each attacked by a mixed
 //! population at once for `--duration` seconds, while well-behaved clients check everything
 //! they get back. Run it with `bench/soak.sh --duration SECS`.
 //!
 //! The population: echo clients that check every reply and time it; pipeliners; 1 MiB
 //! messages; fragmented messages; slow readers; never-readers; clients that reset mid-frame
 //! or mid-handshake; garbage senders; pingers; connect/disconnect churn; broadcast members
-//! joining and leaving rooms and checking each sender's sequence.
+//! joining and leaving rooms and checking each sender's sequence; and, against a fourth
+//! server with a small memory budget, a flood of the largest messages it takes, clients
+//! that stop in the middle of one, and checking echo clients beside them.
 //!
 //! It fails (exit status 1, with the reasons) if a well-behaved client loses, reorders or
 //! duplicates a message; if any client gets a close code the README does not document for
@@ -30,7 +33,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-use wsecho_bench::{open_fds, read_server_frame, rss, wait_for_listening};
+use wsecho_bench::{open_fds, peak_rss, read_server_frame, rss, wait_for_listening};
 
 #[derive(Parser)]
 struct Args {
@@ -108,7 +111,7 @@ impl Drop for Server {
     }
 }
 
-fn start(args: &Args, name: &'static str, mode: &str) -> Server {
+fn start(args: &Args, name: &'static str, mode: &str, extra: &[&str]) -> Server {
     std::fs::create_dir_all(&args.log_dir).expect("create the log directory");
     let log = args.log_dir.join(format!("{name}.log"));
     let child = Command::new(&args.wsecho)
@@ -130,6 +133,7 @@ fn start(args: &Args, name: &'static str, mode: &str) -> Server {
             "--max-queue",
             "256",
         ])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&log).expect("create the log"))
         .stdout(Stdio::null())
@@ -470,6 +474,68 @@ async fn never_reader(addr: SocketAddr, deadline: Instant, tally: Arc<Tally>) {
     }
 }
 
+/// Largest message the soak's servers take (`--max-message-size 2MiB`).
+const LARGEST: usize = 2 << 20;
+
+/// Sends the largest messages the server takes, one at a time, four per connection, each
+/// echo checked byte for byte. Past the memory budget the server makes it wait; it may
+/// also close it with 1013 when the budget stays full (it holds large buffers between
+/// messages), after which it connects again.
+async fn flooder(addr: SocketAddr, deadline: Instant, tally: Arc<Tally>) {
+    let mut sequence = 0u64;
+    while Instant::now() < deadline {
+        let Some(mut client) = connect(addr, "/").await else {
+            return tally.fail("flooder: cannot connect".into());
+        };
+        tally.connections.fetch_add(1, Ordering::Relaxed);
+        if !matches!(next_data(&mut client).await, Some(Ok(Message::Text(_)))) {
+            return tally.fail("flooder: no welcome".into());
+        }
+        for _ in 0..4 {
+            let payload = numbered_payload(sequence, LARGEST);
+            sequence += 1;
+            if client.send(Message::binary(payload.clone())).await.is_err() {
+                break;
+            }
+            match next_data(&mut client).await {
+                Some(Ok(Message::Binary(echo))) if echo[..] == payload[..] => {
+                    tally.verified.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Err(code)) => {
+                    tally.closed("flooder", code, &[1013]);
+                    break;
+                }
+                other => {
+                    let shown = format!("{other:?}");
+                    return tally.fail(format!("flooder: {}", &shown[..shown.len().min(120)]));
+                }
+            }
+        }
+        let _ = client.close(None).await;
+    }
+}
+
+/// Sends most of a large message and then nothing: the server must close it, with 1013
+/// when the memory budget is stuck full, or with 1008 when it does not answer a ping.
+async fn staller(addr: SocketAddr, deadline: Instant, tally: Arc<Tally>) {
+    while Instant::now() < deadline {
+        let Some(stream) = raw_upgrade(addr).await else {
+            return tally.fail("staller: cannot connect".into());
+        };
+        tally.connections.fetch_add(1, Ordering::Relaxed);
+        let (mut reader, mut writer) = stream.into_split();
+        let mut frame = vec![0x82, 0x80 | 127];
+        frame.extend_from_slice(&(LARGEST as u64).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend(vec![7u8; LARGEST * 3 / 4]);
+        let _ = tokio::time::timeout(Duration::from_secs(8), writer.write_all(&frame)).await;
+        if let Some(code) = read_close_code(&mut reader).await {
+            tally.closed("staller", code, &[1013, 1008]);
+        }
+        tally.bad_client("staller");
+    }
+}
+
 /// Closes `stream` with a reset (SO_LINGER 0) instead of a FIN.
 fn reset(stream: TcpStream) {
     let _ = stream.set_zero_linger();
@@ -620,17 +686,27 @@ async fn stats_connections(addr: SocketAddr) -> Option<u64> {
 /// the allocator keeps some freed memory for reuse, and the runtime's worker threads grow
 /// their caches under load.
 const RSS_MARGIN: u64 = 32 << 20;
+/// The flood server's `--max-memory`.
+const FLOOD_BUDGET: u64 = 16 << 20;
 const FD_MARGIN: usize = 0;
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     let servers = [
-        start(&args, "echo", "echo"),
-        start(&args, "raw", "raw"),
-        start(&args, "broadcast", "broadcast"),
+        start(&args, "echo", "echo", &[]),
+        start(&args, "raw", "raw", &[]),
+        start(&args, "broadcast", "broadcast", &[]),
+        // Eight flooders' 2 MiB messages and their echoes want 32 MiB: twice the budget.
+        start(
+            &args,
+            "flood",
+            "echo",
+            &["--max-memory", &FLOOD_BUDGET.to_string()],
+        ),
     ];
-    let [echo, raw, broadcast] = [&servers[0], &servers[1], &servers[2]].map(|s| s.addr);
+    let [echo, raw, broadcast, flood] =
+        [&servers[0], &servers[1], &servers[2], &servers[3]].map(|s| s.addr);
     let baseline: Vec<(usize, u64)> = servers
         .iter()
         .map(|server| {
@@ -688,6 +764,17 @@ async fn main() {
     for id in 0..24 {
         tasks.spawn(room_member(broadcast, id, deadline, tally.clone()));
     }
+    // The memory budget under a flood of large messages: the small messages of the checkers
+    // beside them must keep flowing.
+    for id in 16..20 {
+        tasks.spawn(echo_checker(flood, id, deadline, tally.clone()));
+    }
+    for _ in 0..8 {
+        tasks.spawn(flooder(flood, deadline, tally.clone()));
+    }
+    for _ in 0..2 {
+        tasks.spawn(staller(flood, deadline, tally.clone()));
+    }
     let mut last_report = Instant::now();
     while let Some(joined) = tasks.join_next().await {
         if let Err(error) = joined {
@@ -738,6 +825,21 @@ async fn main() {
                 rss_before >> 20
             ));
         }
+        if server.name == "flood" {
+            let peak = peak_rss(pid).unwrap_or(u64::MAX);
+            println!(
+                "- flood server: peak RSS {:.1} MiB",
+                peak as f64 / 1048576.0
+            );
+            if peak > FLOOD_BUDGET + RSS_MARGIN {
+                tally.fail(format!(
+                    "flood: peak RSS {} MiB, over its {} MiB budget plus {} MiB",
+                    peak >> 20,
+                    FLOOD_BUDGET >> 20,
+                    RSS_MARGIN >> 20
+                ));
+            }
+        }
         let log = std::fs::read_to_string(&server.log).unwrap_or_default();
         if log.contains("panicked") || log.contains(" ERROR ") {
             tally.fail(format!(
@@ -763,7 +865,7 @@ async fn main() {
         ));
     }
     println!(
-        "soak: {:.0} s against echo, raw and broadcast servers at once",
+        "soak: {:.0} s against echo, raw, broadcast and memory-flood servers at once",
         started.elapsed().as_secs_f64()
     );
     println!(
