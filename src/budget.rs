@@ -443,7 +443,19 @@ impl Account {
     /// Asks whether a read of up to `wanted` bytes may go ahead. Charges for it if it makes
     /// the message in flight larger than any before; `waker` is woken when a paused read may
     /// try again.
+    #[inline]
     pub(crate) fn admit(&mut self, wanted: usize, waker: &Waker) -> Admission {
+        // Every read of every connection comes here; most never get past this line.
+        if self.holder.is_none() && self.in_progress.saturating_add(wanted) <= self.covered {
+            return Admission::Read;
+        }
+        self.admit_charged(wanted, waker)
+    }
+
+    /// [`Account::admit`] for a read that grows the message past what is covered, or on a
+    /// connection the budget knows.
+    #[cold]
+    fn admit_charged(&mut self, wanted: usize, waker: &Waker) -> Admission {
         let needed = self.in_progress.saturating_add(wanted);
         if needed <= self.covered {
             if self.is_evicted() {
@@ -508,11 +520,13 @@ impl Account {
     }
 
     /// Counts `count` bytes read.
+    #[inline]
     pub(crate) fn read(&mut self, count: usize) {
         self.in_progress += count;
     }
 
     /// A whole data message has arrived: the next one starts from zero.
+    #[inline]
     pub(crate) fn message_done(&mut self) {
         self.in_progress = 0;
         if std::mem::take(&mut self.in_line)
