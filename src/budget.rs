@@ -702,6 +702,23 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcast_message_is_charged_once_until_its_last_copy_is_gone() {
+        let budget = budget(64 * MIB);
+        let text = "ü".repeat(MIB / 2);
+        let charged = budget.charge_shared(Message::text(text.clone()));
+        let copies: Vec<Message> = (0..200).map(|_| charged.clone()).collect();
+        assert_eq!(budget.usage().held, text.len());
+        assert_eq!(charged.to_text().unwrap(), text);
+        drop(charged);
+        assert_eq!(budget.usage().held, text.len(), "copies are still queued");
+        drop(copies);
+        assert_eq!(budget.usage().held, 0);
+        let small = budget.charge_shared(Message::binary(vec![1u8; 100]));
+        assert_eq!(budget.usage().held, 0, "small messages are not charged");
+        drop(small);
+    }
+
+    #[test]
     fn sizes_are_logged_in_binary_units() {
         assert_eq!(format_bytes(64 << 20), "64 MiB");
         assert_eq!(format_bytes(1536), "1.5 KiB");

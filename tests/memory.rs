@@ -208,6 +208,19 @@ async fn senders_that_stop_short_of_the_end_are_closed_with_1013() {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let small = tokio::spawn(small_client(addr, stop.clone()));
+    // While the budget is full, /stats and /metrics say so.
+    eventually("/stats and /metrics to show the budget full", || async {
+        let stats: serde_json::Value =
+            serde_json::from_slice(&get(addr, "/stats").await.body).unwrap();
+        let metrics = String::from_utf8(get(addr, "/metrics").await.body).unwrap();
+        stats["memory"]["paused_clients"].as_u64() >= Some(1)
+            && stats["memory"]["held_bytes"].as_u64() > Some(48 << 20)
+            && metrics.contains("wsecho_memory_budget_bytes 67108864")
+            && metrics.lines().any(|line| {
+                line.starts_with("wsecho_memory_paused_clients ") && !line.ends_with(" 0")
+            })
+    })
+    .await;
     // Every holder is closed in time: one per second once the budget is stuck full, each
     // giving its memory back when its close handshake ends (at most --close-timeout later).
     eventually("every unfinished sender closed", || async {
