@@ -142,6 +142,31 @@ pub struct Config {
         default_value_t = 1024
     )]
     pub max_queue: usize,
+
+    /// Broadcast mode: the room's last N messages are sent to each client that joins, after
+    /// the welcome and a `{"wsecho":"history","count":N}` notice, so a reconnecting chat
+    /// page catches up.
+    #[arg(
+        help_heading = "Broadcast",
+        long,
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub history: usize,
+}
+
+impl Config {
+    /// Settings that cannot work together, as the one-line message a start-up error shows.
+    pub fn check(&self) -> Result<(), String> {
+        if self.history > self.max_queue {
+            return Err(format!(
+                "--history {} is more than --max-queue {}: a client joining a room would be \
+                 disconnected as too slow before it had read the history",
+                self.history, self.max_queue
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {

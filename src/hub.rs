@@ -8,8 +8,12 @@
 //! evicted on the spot, so a slow reader cannot hold up the sender, the room or the server's
 //! memory. Taking the lock per message also fixes one order for the room: every member sees
 //! messages in the order the room received them.
+//!
+//! With `--history N` a room also keeps its last N messages (clones again, so the payloads
+//! are shared) and a member who joins finds them in its queue, after a notice saying how
+//! many they are; an empty room is removed, and its history with it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +29,9 @@ use crate::mailbox::Mailbox;
 #[derive(Default)]
 pub(crate) struct Hub {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
+    /// How many of each room's latest messages a joining member is sent first
+    /// (`--history`).
+    history: usize,
 }
 
 /// The members of one room.
@@ -37,6 +44,10 @@ struct Room {
 struct Members {
     by_id: HashMap<u64, Member>,
     next_id: u64,
+    /// The room's latest messages, oldest first, at most [`Hub::history`]. Kept under the
+    /// same lock as the members, so a joining member's replay ends exactly where its live
+    /// messages begin.
+    history: VecDeque<Message>,
 }
 
 /// The room's side of one member.
@@ -52,6 +63,12 @@ pub(crate) struct Eviction {
     notify: Notify,
 }
 
+/// The text frame that tells a joining member how many of the room's earlier messages follow
+/// (`{"wsecho":"history","count":N}`), so that a client can tell them from live ones.
+fn history_notice(count: usize) -> Message {
+    Message::text(format!("{{\"wsecho\":\"history\",\"count\":{count}}}"))
+}
+
 /// A client's place in a room; leaving the room is dropping this.
 pub(crate) struct Membership {
     hub: Arc<Hub>,
@@ -64,6 +81,14 @@ pub(crate) struct Membership {
 }
 
 impl Hub {
+    /// Rooms that replay their last `history` messages to each member who joins.
+    pub(crate) fn with_history(history: usize) -> Self {
+        Hub {
+            rooms: Mutex::default(),
+            history,
+        }
+    }
+
     /// Adds `peer` to the room called `name`, creating the room if it is new. `capacity` is how
     /// many messages may wait for this member before it is evicted.
     pub(crate) fn join(
@@ -88,6 +113,12 @@ impl Hub {
                 }
             };
             let mut members = lock(&room.members);
+            if !members.history.is_empty() {
+                queue.preload(
+                    std::iter::once(history_notice(members.history.len()))
+                        .chain(members.history.iter().cloned()),
+                );
+            }
             let id = members.next_id;
             members.next_id += 1;
             members.by_id.insert(
@@ -132,6 +163,12 @@ impl Membership {
     /// member whose queue is full is evicted and its task told so.
     pub(crate) fn broadcast(&self, message: &Message) {
         let mut members = lock(&self.room.members);
+        if self.hub.history > 0 {
+            if members.history.len() == self.hub.history {
+                members.history.pop_front();
+            }
+            members.history.push_back(message.clone());
+        }
         members
             .by_id
             .retain(|_, member| match member.queue.deliver(message.clone()) {

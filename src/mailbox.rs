@@ -83,6 +83,12 @@ impl Mailbox {
     }
 
     /// The oldest message, if there is one, without waiting.
+    /// Queues `messages` for a member that has not started taking yet (a room's history),
+    /// whatever the capacity: `--history` is checked against `--max-queue` at start.
+    pub(crate) fn preload(&self, messages: impl IntoIterator<Item = Message>) {
+        lock(&self.state).messages.extend(messages);
+    }
+
     pub(crate) fn try_take(&self) -> Option<Message> {
         lock(&self.state).messages.pop_front()
     }

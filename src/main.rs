@@ -48,6 +48,10 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(error) = cli.config.check() {
+        eprintln!("wsecho: {error}");
+        return ExitCode::FAILURE;
+    }
     wsecho::return_large_buffers_to_the_system();
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));

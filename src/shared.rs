@@ -74,7 +74,7 @@ impl Shared {
         Shared {
             websocket_config,
             welcome,
-            hub: Arc::default(),
+            hub: Arc::new(Hub::with_history(config.history)),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             address_limit: Arc::new(AddressLimit::new(config.max_connections_per_ip)),
             metrics: Metrics::new(config.mode),

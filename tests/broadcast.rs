@@ -347,3 +347,87 @@ async fn a_member_blocked_in_send_while_its_socket_is_full_does_not_stall_the_ro
     drop((sender, never_reads));
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn a_joining_member_gets_the_rooms_last_messages_after_a_notice_then_live_ones() {
+    let server = TestServer::start(Config {
+        mode: Mode::Broadcast,
+        history: 3,
+        ..Config::default()
+    })
+    .await;
+    let mut first = server.connect_welcomed("/chat").await;
+    for number in 1..=5 {
+        send_text(&mut first, &format!("message {number}")).await;
+        assert_eq!(next_text(&mut first).await, format!("message {number}"));
+    }
+    // Another room's history is its own.
+    let mut elsewhere = server.connect_welcomed("/other").await;
+    send_text(&mut elsewhere, "elsewhere").await;
+    assert_eq!(next_text(&mut elsewhere).await, "elsewhere");
+
+    let mut joiner = server.connect_welcomed("/chat").await;
+    assert_eq!(
+        next_text(&mut joiner).await,
+        r#"{"wsecho":"history","count":3}"#
+    );
+    for number in 3..=5 {
+        assert_eq!(next_text(&mut joiner).await, format!("message {number}"));
+    }
+    send_text(&mut first, "message 6").await;
+    assert_eq!(next_text(&mut joiner).await, "message 6");
+    assert_eq!(next_text(&mut first).await, "message 6");
+
+    // Binary messages are replayed as they were sent.
+    within("send", first.send(Message::binary(vec![0u8, 255])))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut first).await,
+        Message::binary(vec![0u8, 255])
+    );
+    let mut late = server.connect_welcomed("/chat").await;
+    assert_eq!(
+        next_text(&mut late).await,
+        r#"{"wsecho":"history","count":3}"#
+    );
+    assert_eq!(next_text(&mut late).await, "message 5");
+    assert_eq!(next_text(&mut late).await, "message 6");
+    assert_eq!(
+        next_message(&mut late).await,
+        Message::binary(vec![0u8, 255])
+    );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn without_history_or_in_an_empty_room_a_joiner_gets_only_live_messages() {
+    for history in [0, 5] {
+        let server = TestServer::start(Config {
+            mode: Mode::Broadcast,
+            history,
+            ..Config::default()
+        })
+        .await;
+        let mut first = server.connect_welcomed("/chat").await;
+        send_text(&mut first, "before").await;
+        assert_eq!(next_text(&mut first).await, "before");
+        if history > 0 {
+            // The room empties, and forgets.
+            first.close(None).await.unwrap();
+            eventually("the room to empty", || async {
+                !stats(&server).await.1.contains_key("/chat")
+            })
+            .await;
+            first = server.connect_welcomed("/chat").await;
+        }
+        let mut joiner = server.connect_welcomed("/chat").await;
+        eventually("two members", || async {
+            stats(&server).await.1.get("/chat") == Some(&2)
+        })
+        .await;
+        send_text(&mut first, "after").await;
+        assert_eq!(next_text(&mut joiner).await, "after", "history {history}");
+        server.shut_down().await;
+    }
+}

@@ -38,6 +38,9 @@ fn help_lists_every_flag_with_its_default() {
         "--allowed-origin",
         "--max-queue",
         "[default: 1024]",
+        "--max-memory",
+        "--history",
+        "Broadcast:",
     ] {
         assert!(
             help.contains(expected),
@@ -138,4 +141,28 @@ async fn the_port_can_come_from_the_port_environment_variable() {
         first_line.contains(&format!("listening on ws://127.0.0.1:{port}")),
         "{first_line}"
     );
+}
+
+#[test]
+fn a_history_longer_than_the_queue_is_a_start_up_error() {
+    let output = Command::new(BINARY)
+        .args([
+            "--mode",
+            "broadcast",
+            "--history",
+            "20",
+            "--max-queue",
+            "10",
+            "--port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--history 20 is more than --max-queue 10"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

@@ -481,6 +481,32 @@ test("echoes show their round-trip time and a live chart; the close panel names 
   await stopServer(server);
 });
 
+test("with --history, a page joining a room marks the replayed messages", async () => {
+  const server = await startServer(["--mode", "broadcast", "--history", "2"]);
+  const base = `http://127.0.0.1:${server.port}`;
+  const alice = await newPage();
+  await alice.goto(`${base}/room`);
+  await received(alice).filter({ hasText: "Welcome to the WebSocket server!" }).waitFor();
+  for (const text of ["one", "two", "three"]) {
+    await sendWithEnter(alice, text);
+    await received(alice).locator(".body").filter({ hasText: new RegExp(`^${text}$`) }).waitFor();
+  }
+  const bob = await newPage();
+  await bob.goto(`${base}/room`);
+  await bob.locator("#log li.system").filter({ hasText: "The room's last 2 message(s) follow" }).waitFor();
+  await received(bob).filter({ hasText: "three" }).waitFor();
+  await sendWithEnter(alice, "four");
+  await received(bob).filter({ hasText: "four" }).waitFor();
+  assert.deepEqual(await received(bob).locator(".body").allInnerTexts(),
+    ["Welcome to the WebSocket server!", "two", "three", "four"]);
+  assert.deepEqual(await received(bob).locator(".replayed").count(), 2);
+  assert.equal(await received(bob).filter({ hasText: "four" }).locator(".replayed").count(), 0,
+    "a live message is not marked");
+  await screenshot(bob, "4c-broadcast-history");
+  for (const page of [alice, bob]) await page.context().close();
+  await stopServer(server);
+});
+
 test("in broadcast mode the page does not take the room's messages for replies", async () => {
   const server = await startServer(["--mode", "broadcast"]);
   const page = await newPage();
