@@ -153,11 +153,23 @@ pub struct Config {
         default_value_t = 0
     )]
     pub history: usize,
+
+    /// Broadcast mode: share rooms with other wsecho nodes through this Redis
+    /// (`redis://[user:password@]host:port[/db]`); every node delivers a room's messages
+    /// in the same order.
+    #[arg(help_heading = "Broadcast", long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 impl Config {
     /// Settings that cannot work together, as the one-line message a start-up error shows.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.redis {
+            if self.mode != Mode::Broadcast {
+                return Err("--redis shares broadcast rooms: it needs --mode broadcast".into());
+            }
+            crate::cluster::Cluster::new(url)?;
+        }
         if self.history > self.max_queue {
             return Err(format!(
                 "--history {} is more than --max-queue {}: a client joining a room would be \

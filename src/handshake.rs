@@ -140,6 +140,13 @@ async fn answer_or_upgrade(
                 }
             };
         }
+        Route::Health => match &shared.cluster {
+            Some(cluster) if !cluster.is_connected() => http::Response::text(
+                tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
+                "cannot reach Redis (--redis); retrying\n",
+            ),
+            _ => http::Response::text(tokio_tungstenite::tungstenite::http::StatusCode::OK, "ok"),
+        },
         Route::Stats => http::Response::stats(
             shared.config.mode,
             shared.open_connections(),

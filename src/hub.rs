@@ -63,6 +63,30 @@ pub(crate) struct Eviction {
     notify: Notify,
 }
 
+impl Room {
+    /// Puts `message` in every member's queue and in the history. Never waits; a member
+    /// whose queue is full is evicted and its task told so.
+    fn deliver(&self, message: &Message, history: usize) {
+        let mut members = lock(&self.members);
+        if history > 0 {
+            if members.history.len() == history {
+                members.history.pop_front();
+            }
+            members.history.push_back(message.clone());
+        }
+        members
+            .by_id
+            .retain(|_, member| match member.queue.deliver(message.clone()) {
+                Ok(()) => true,
+                Err(_full) => {
+                    member.eviction.evicted.store(true, Ordering::Release);
+                    member.eviction.notify.notify_one();
+                    false
+                }
+            });
+    }
+}
+
 /// The text frame that tells a joining member how many of the room's earlier messages follow
 /// (`{"wsecho":"history","count":N}`), so that a client can tell them from live ones.
 fn history_notice(count: usize) -> Message {
@@ -78,6 +102,8 @@ pub(crate) struct Membership {
     /// Messages from the room, waiting to be written to this client.
     pub queue: Arc<Mailbox>,
     eviction: Arc<Eviction>,
+    /// The room was empty here before this member joined.
+    pub first: bool,
 }
 
 impl Hub {
@@ -144,7 +170,22 @@ impl Hub {
             peer,
             queue,
             eviction,
+            first: size == 1,
         }
+    }
+
+    /// Delivers `message` to the members of the room called `name`, if it has any here: a
+    /// message of the room's that came from elsewhere (another node, through Redis).
+    pub(crate) fn deliver(&self, name: &str, message: &Message) {
+        let room = lock(&self.rooms).get(name).cloned();
+        if let Some(room) = room {
+            room.deliver(message, self.history);
+        }
+    }
+
+    /// The names of the rooms that have members.
+    pub(crate) fn room_names(&self) -> Vec<String> {
+        lock(&self.rooms).keys().cloned().collect()
     }
 
     /// How many members each room has, by room name.
@@ -162,23 +203,7 @@ impl Membership {
     /// Delivers `message` to every member of the room, this one included. Never waits; a
     /// member whose queue is full is evicted and its task told so.
     pub(crate) fn broadcast(&self, message: &Message) {
-        let mut members = lock(&self.room.members);
-        if self.hub.history > 0 {
-            if members.history.len() == self.hub.history {
-                members.history.pop_front();
-            }
-            members.history.push_back(message.clone());
-        }
-        members
-            .by_id
-            .retain(|_, member| match member.queue.deliver(message.clone()) {
-                Ok(()) => true,
-                Err(_full) => {
-                    member.eviction.evicted.store(true, Ordering::Release);
-                    member.eviction.notify.notify_one();
-                    false
-                }
-            });
+        self.room.deliver(message, self.hub.history);
     }
 
     /// The signal that this member was evicted, to watch while the queue is borrowed.

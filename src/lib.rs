@@ -13,6 +13,7 @@
 //! - `http`: request heads, routing and plain-HTTP answers; reads only the [`Config`].
 //! - `shared`: the configuration and the state every connection task reads.
 //! - `hub`: broadcast mode's rooms and the fan-out to their members.
+//! - `cluster`: rooms shared between nodes through Redis Streams (`--redis`).
 //! - `socket`: tungstenite's WebSocket, driven from the task that owns the connection.
 //! - `tls`: the certificate and the TLS handshake; `stream`: plain or TLS, one type.
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
@@ -26,6 +27,7 @@
 
 mod address_limit;
 mod budget;
+mod cluster;
 mod config;
 mod connection;
 mod handshake;

@@ -116,9 +116,16 @@ pub async fn serve_on(
             coordinator.handle(),
         ));
     }
+    let cluster = async {
+        match &shared.cluster {
+            Some(cluster) => cluster.clone().run(shared.hub.clone()).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = shutdown => {}
         _ = shared.budget.clone().enforce() => {}
+        _ = cluster => {}
     }
     info!(
         "shutting down: closing {} connection(s)",

@@ -6,12 +6,15 @@
 
 use std::sync::Arc;
 
+use log::error;
+
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::address_limit::AddressLimit;
 use crate::budget::{Account, MemoryBudget};
+use crate::cluster::Cluster;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -48,6 +51,8 @@ pub(crate) struct Shared {
     pub tls: Option<Tls>,
     /// What all clients together may hold (`--max-memory`).
     pub budget: Arc<MemoryBudget>,
+    /// The link to the rooms in Redis (`--redis`), in broadcast mode.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Shared {
@@ -71,7 +76,17 @@ impl Shared {
             _ if config.welcome.is_empty() => None,
             _ => Some(Utf8Bytes::from(config.welcome.clone())),
         };
+        let cluster = match config.redis.as_deref().map(Cluster::new).transpose() {
+            Ok(cluster) => cluster,
+            Err(error) => {
+                // `Config::check` refuses this before anything starts; a library caller
+                // that skipped it gets the rooms in memory.
+                error!("{error}; rooms stay on this node");
+                None
+            }
+        };
         Shared {
+            cluster,
             websocket_config,
             welcome,
             hub: Arc::new(Hub::with_history(config.history)),

@@ -69,7 +69,7 @@ mod fuzz {
                 };
                 match route(&head, &config) {
                     Route::Upgrade(_) => 101,
-                    Route::Stats | Route::Metrics => 200,
+                    Route::Stats | Route::Metrics | Route::Health => 200,
                     Route::Answer(response) => response.status.as_u16(),
                 }
             })

@@ -16,6 +16,8 @@ pub(crate) enum Route {
     Upgrade(http::Response<()>),
     /// `GET /stats`: the caller, which sees the server's state, builds the answer.
     Stats,
+    /// `GET /healthz`: the caller knows whether the node can reach what it depends on.
+    Health,
     /// `GET /metrics`: the caller decides whether the client may see it, and builds it.
     Metrics,
     /// Anything else: send this response and close.
@@ -70,7 +72,7 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
             body: Cow::Borrowed(CLIENT_HTML),
             ..Response::text(http::StatusCode::OK, "")
         }),
-        Page::Health => Route::Answer(Response::text(http::StatusCode::OK, "ok")),
+        Page::Health => Route::Health,
         Page::Stats => Route::Stats,
         Page::Metrics => Route::Metrics,
     }
@@ -274,7 +276,7 @@ mod tests {
         match route {
             Route::Answer(response) => response.status.as_u16(),
             Route::Upgrade(_) => 101,
-            Route::Stats | Route::Metrics => 200,
+            Route::Stats | Route::Metrics | Route::Health => 200,
         }
     }
 

@@ -58,6 +58,11 @@ pub(crate) async fn run(
     let write_limit = session.config.ping_timeout;
     let mut member = shared.hub.join(room, session.peer, max_queue);
     let eviction = member.eviction();
+    if let Some(cluster) = &shared.cluster
+        && member.first
+    {
+        cluster.start_room().await;
+    }
     session.welcome(&shared.welcome).await?;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
     let mut kicked_out = pin!(eviction.evicted());
@@ -132,13 +137,24 @@ pub(crate) async fn run(
             Wake::Socket(first) => {
                 // Answers to pings and the like, which tungstenite queued while reading, go
                 // out with the batch's write attempt.
+                let mut outbox_full = false;
                 let broadcast = |message: Message| {
-                    member.broadcast(&shared.budget.charge_shared(message));
+                    let message = shared.budget.charge_shared(message);
+                    match &shared.cluster {
+                        // Back to this node, and every other, through the room's stream.
+                        Some(cluster) => {
+                            outbox_full |= cluster.publish(room, message).is_err();
+                        }
+                        None => member.broadcast(&message),
+                    }
                     None
                 };
                 session
                     .receive_batch(first, broadcast, AfterBatch::LeaveQueued)
                     .await?;
+                if outbox_full {
+                    return Err(End::redis_backlog());
+                }
             }
             Wake::Timer => {
                 session.on_timer(timer.as_mut())?;

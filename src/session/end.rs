@@ -53,6 +53,15 @@ impl End {
         ))
     }
 
+    /// A broadcast sender whose message found the queue for Redis full: Redis has been out
+    /// of reach for a while.
+    pub(crate) fn redis_backlog() -> End {
+        End::Kicked(close_frame(
+            CloseCode::Again,
+            "server cannot reach Redis: too many messages waiting",
+        ))
+    }
+
     /// The close frame to send, if the client may still be listening.
     fn close_frame(&self) -> Option<CloseFrame> {
         match self {

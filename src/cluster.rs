@@ -1,0 +1,425 @@
+//! Broadcast across processes: rooms shared through Redis Streams (`--redis URL`).
+//!
+//! Each room is a stream (`wsecho:room:<name>`). A message a member sends is appended to its
+//! room's stream (`XADD`, trimmed to about [`STREAM_LENGTH`] entries), and every node
+//! delivers the room's messages to its own members from that stream, its own messages
+//! included: the stream fixes one order for the room, the same on every node. A node reads
+//! only the streams of rooms that have members on it.
+//!
+//! Nothing is lost across a Redis outage. Appends wait in a bounded queue
+//! ([`OUTBOX`] messages; a sender that finds it full is closed with 1013) and go out, in
+//! order, when Redis is back. Reading resumes from the last entry this node delivered, so
+//! nothing is missed or delivered twice. While Redis cannot be reached `/healthz` answers
+//! 503, so a load balancer drains the node; clients stay connected.
+//!
+//! Two connections: one for appends and one for the blocking reads, which would otherwise
+//! hold up the appends behind them. A command that gets no answer within
+//! [`COMMAND_TIMEOUT`] (Redis paused, a network partition) counts as a lost connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use log::{info, warn};
+use redis::aio::MultiplexedConnection;
+use redis::streams::StreamReadReply;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::hub::Hub;
+use crate::lock::lock;
+
+/// Messages that may wait to be appended while Redis is slow or unreachable.
+pub const OUTBOX: usize = 10_000;
+
+/// Entries each room's stream keeps (approximately): how far a node may fall behind, over an
+/// outage, and still catch up without a gap.
+const STREAM_LENGTH: usize = 100_000;
+
+/// Longest wait for an answer from Redis before the connection counts as lost.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one blocking read waits for new entries before looking at which rooms have
+/// members again.
+const READ_BLOCK_MS: usize = 100;
+
+/// Longest pause between attempts to reach Redis.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A message on its way to its room's stream.
+struct Outgoing {
+    room: String,
+    message: Message,
+}
+
+/// Someone waiting for the reader to take up the rooms that have just got members here.
+struct Start {
+    done: oneshot::Sender<()>,
+}
+
+/// This node's link to the rooms in Redis.
+pub struct Cluster {
+    client: redis::Client,
+    /// The URL with any password left out, for the log.
+    shown_url: String,
+    outbox: mpsc::Sender<Outgoing>,
+    starts: mpsc::UnboundedSender<Start>,
+    /// Whether both connections are up: what `/healthz` reports.
+    connected: AtomicBool,
+    writer_up: AtomicBool,
+    reader_up: AtomicBool,
+    /// Set once, when [`Cluster::run`] takes the receiving ends.
+    receivers: Mutex<Option<Receivers>>,
+}
+
+struct Receivers {
+    outbox: mpsc::Receiver<Outgoing>,
+    starts: mpsc::UnboundedReceiver<Start>,
+}
+
+/// The outbox is full: Redis has been unreachable for a while.
+#[derive(Debug)]
+pub struct OutboxFull;
+
+impl Cluster {
+    /// Parses `url` (`redis://[user:password@]host:port[/db]`); connecting happens in
+    /// [`Cluster::run`], and an unreachable Redis is not an error.
+    pub fn new(url: &str) -> Result<Arc<Self>, String> {
+        let client = redis::Client::open(url)
+            .map_err(|error| format!("--redis {}: {error}", without_password(url)))?;
+        let (outbox, outbox_receiver) = mpsc::channel(OUTBOX);
+        let (starts, starts_receiver) = mpsc::unbounded_channel();
+        Ok(Arc::new(Cluster {
+            client,
+            shown_url: without_password(url),
+            outbox,
+            starts,
+            connected: AtomicBool::new(false),
+            writer_up: AtomicBool::new(false),
+            reader_up: AtomicBool::new(false),
+            receivers: Mutex::new(Some(Receivers {
+                outbox: outbox_receiver,
+                starts: starts_receiver,
+            })),
+        }))
+    }
+
+    /// Whether this node can reach Redis now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Queues `message` for `room`'s stream. Never waits.
+    pub(crate) fn publish(&self, room: &str, message: Message) -> Result<(), OutboxFull> {
+        self.outbox
+            .try_send(Outgoing {
+                room: room.to_owned(),
+                message,
+            })
+            .map_err(|_| OutboxFull)
+    }
+
+    /// Called when a room gets its first member on this node: returns once the reader knows
+    /// where the room's stream stands, so that everything appended from now on (the new
+    /// member's own messages included) is delivered here. Returns at once if Redis cannot
+    /// be reached; the reader then starts the room where the stream stands when it can.
+    pub(crate) async fn start_room(&self) {
+        let (done, started) = oneshot::channel();
+        let start = Start { done };
+        if self.starts.send(start).is_ok() && self.is_connected() {
+            let _ = tokio::time::timeout(COMMAND_TIMEOUT, started).await;
+        }
+    }
+
+    /// Appends and reads until the server stops. Spawn it once.
+    pub async fn run(self: Arc<Self>, hub: Arc<Hub>) {
+        let Some(receivers) = lock(&self.receivers).take() else {
+            return;
+        };
+        tokio::join!(
+            self.append(receivers.outbox),
+            self.read(receivers.starts, hub)
+        );
+    }
+
+    /// Connects, retrying with capped backoff; `up` records this connection's state.
+    async fn connect(&self, up: &AtomicBool) -> MultiplexedConnection {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let attempt = tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                self.client.get_multiplexed_async_connection(),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(connection)) => {
+                    up.store(true, Ordering::Relaxed);
+                    self.update_connected();
+                    return connection;
+                }
+                Ok(Err(error)) => self.lost(up, &error.to_string()),
+                Err(_) => self.lost(up, "no answer"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Records a connection as lost.
+    fn lost(&self, up: &AtomicBool, why: &str) {
+        up.store(false, Ordering::Relaxed);
+        if self.connected.swap(false, Ordering::Relaxed) {
+            warn!("lost Redis at {}: {why}; retrying", self.shown_url);
+        }
+    }
+
+    fn update_connected(&self) {
+        let both = self.writer_up.load(Ordering::Relaxed) && self.reader_up.load(Ordering::Relaxed);
+        if both && !self.connected.swap(true, Ordering::Relaxed) {
+            info!("connected to Redis at {}", self.shown_url);
+        }
+    }
+
+    /// Appends queued messages to their rooms' streams, in order; a message whose append
+    /// fails is retried first once the connection is back.
+    async fn append(&self, mut outbox: mpsc::Receiver<Outgoing>) {
+        let mut retry: Option<Outgoing> = None;
+        loop {
+            let mut connection = self.connect(&self.writer_up).await;
+            loop {
+                let next = match retry.take() {
+                    Some(next) => next,
+                    None => match outbox.recv().await {
+                        Some(next) => next,
+                        None => return,
+                    },
+                };
+                let (kind, payload) = match &next.message {
+                    Message::Text(text) => ("t", Bytes::from(text.clone())),
+                    Message::Binary(bytes) => ("b", bytes.clone()),
+                    _ => continue,
+                };
+                let mut command = redis::cmd("XADD");
+                command
+                    .arg(stream_key(&next.room))
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(STREAM_LENGTH)
+                    .arg("*")
+                    .arg("t")
+                    .arg(kind)
+                    .arg("d")
+                    .arg(payload.as_ref());
+                let appended = tokio::time::timeout(
+                    COMMAND_TIMEOUT,
+                    command.query_async::<String>(&mut connection),
+                )
+                .await;
+                match appended {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => {
+                        retry = Some(next);
+                        self.lost(&self.writer_up, &error.to_string());
+                        break;
+                    }
+                    Err(_) => {
+                        retry = Some(next);
+                        self.lost(&self.writer_up, "no answer to XADD");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the streams of the rooms with members here and delivers their entries to them.
+    async fn read(&self, mut starts: mpsc::UnboundedReceiver<Start>, hub: Arc<Hub>) {
+        // Room name → the last entry delivered here (or where its stream stood when the
+        // room started here).
+        let mut positions: HashMap<String, String> = HashMap::new();
+        let mut waiting: Vec<Start> = Vec::new();
+        loop {
+            let mut connection = self.connect(&self.reader_up).await;
+            loop {
+                while let Ok(start) = starts.try_recv() {
+                    waiting.push(start);
+                }
+                let local: Vec<String> = hub.room_names();
+                positions.retain(|room, _| local.contains(room));
+                // Rooms new here start where their stream stands now.
+                let mut failed = false;
+                for room in &local {
+                    if positions.contains_key(room) {
+                        continue;
+                    }
+                    match stream_end(&mut connection, room).await {
+                        Ok(position) => {
+                            positions.insert(room.clone(), position);
+                        }
+                        Err(why) => {
+                            self.lost(&self.reader_up, &why);
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                if failed {
+                    break;
+                }
+                // Whoever waited for a room to start: it has (or it has no members left).
+                for start in waiting.drain(..) {
+                    let _ = start.done.send(());
+                }
+                if positions.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(READ_BLOCK_MS as u64)).await;
+                    continue;
+                }
+                let rooms: Vec<&String> = positions.keys().collect();
+                let mut command = redis::cmd("XREAD");
+                command
+                    .arg("COUNT")
+                    .arg(1024)
+                    .arg("BLOCK")
+                    .arg(READ_BLOCK_MS)
+                    .arg("STREAMS");
+                for room in &rooms {
+                    command.arg(stream_key(room));
+                }
+                for room in &rooms {
+                    command.arg(&positions[*room]);
+                }
+                let read = tokio::time::timeout(
+                    COMMAND_TIMEOUT,
+                    command.query_async::<Option<StreamReadReply>>(&mut connection),
+                )
+                .await;
+                let reply = match read {
+                    Ok(Ok(reply)) => reply,
+                    Ok(Err(error)) => {
+                        self.lost(&self.reader_up, &error.to_string());
+                        break;
+                    }
+                    Err(_) => {
+                        self.lost(&self.reader_up, "no answer to XREAD");
+                        break;
+                    }
+                };
+                for stream in reply.map(|reply| reply.keys).unwrap_or_default() {
+                    let Some(room) = stream.key.strip_prefix(STREAM_PREFIX) else {
+                        continue;
+                    };
+                    for entry in stream.ids {
+                        if let Some(message) = entry_message(&entry.map) {
+                            hub.deliver(room, &message);
+                        }
+                        positions.insert(room.to_owned(), entry.id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+const STREAM_PREFIX: &str = "wsecho:room:";
+
+fn stream_key(room: &str) -> String {
+    format!("{STREAM_PREFIX}{room}")
+}
+
+/// The ID of the last entry in `room`'s stream, or `0-0` if it has none.
+async fn stream_end(connection: &mut MultiplexedConnection, room: &str) -> Result<String, String> {
+    let mut command = redis::cmd("XREVRANGE");
+    command
+        .arg(stream_key(room))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1);
+    let last = tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        command.query_async::<redis::streams::StreamRangeReply>(connection),
+    )
+    .await
+    .map_err(|_| "no answer to XREVRANGE".to_owned())?
+    .map_err(|error| error.to_string())?;
+    Ok(last
+        .ids
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_owned(), |entry| entry.id))
+}
+
+/// The message an entry holds: `t` says text or binary, `d` has the payload.
+fn entry_message(fields: &HashMap<String, redis::Value>) -> Option<Message> {
+    let payload: Vec<u8> = redis::from_redis_value_ref(fields.get("d")?).ok()?;
+    let kind: String = redis::from_redis_value_ref(fields.get("t")?).ok()?;
+    match kind.as_str() {
+        "t" => Utf8Bytes::try_from(payload).ok().map(Message::Text),
+        "b" => Some(Message::Binary(payload.into())),
+        _ => None,
+    }
+}
+
+/// `url` with the password, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_left_out_of_the_url_shown() {
+        assert_eq!(
+            without_password("redis://user:secret@host:6379/2"),
+            "redis://user:***@host:6379/2"
+        );
+        assert_eq!(
+            without_password("redis://secret@host:6379"),
+            "redis://***@host:6379"
+        );
+        assert_eq!(
+            without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_an_error_that_hides_the_password() {
+        let error = Cluster::new("http://user:secret@host")
+            .err()
+            .expect("an error");
+        assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn entries_become_the_messages_they_were() {
+        let fields = |kind: &str, data: &[u8]| {
+            HashMap::from([
+                ("t".to_owned(), redis::Value::BulkString(kind.into())),
+                ("d".to_owned(), redis::Value::BulkString(data.to_vec())),
+            ])
+        };
+        assert_eq!(
+            entry_message(&fields("t", "hé".as_bytes())),
+            Some(Message::text("hé"))
+        );
+        assert_eq!(
+            entry_message(&fields("b", &[0, 255])),
+            Some(Message::binary(vec![0u8, 255]))
+        );
+        assert_eq!(entry_message(&fields("t", &[0xff])), None);
+    }
+}

@@ -1,0 +1,277 @@
+//! Broadcast across nodes through a real Redis (`--redis`): delivery between nodes, one order
+//! for every member on every node, and nothing lost or repeated when Redis goes away and
+//! comes back. Each test starts its own `redis-server` on a free loopback port with its own
+//! data directory, and stops it by PID. Without `redis-server` these tests are skipped with
+//! one line (and fail under `WSECHO_REQUIRE_TOOLS=1`, as in CI).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
+const INSTALL: &str = "apt-get install redis-server";
+
+/// A `redis-server` of the test's own, with append-only persistence so that a restart keeps
+/// the streams.
+struct Redis {
+    binary: PathBuf,
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    /// Starts one, or returns `None` (having said so) where `redis-server` is not installed.
+    async fn start() -> Option<Redis> {
+        let binary = required_tool("redis-server", INSTALL)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("wsecho-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Self::spawn(&binary, port, &dir);
+        let redis = Redis {
+            binary,
+            child,
+            port,
+            dir,
+        };
+        redis.wait_until_up().await;
+        Some(redis)
+    }
+
+    fn spawn(binary: &Path, port: u16, dir: &Path) -> Child {
+        Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server")
+    }
+
+    async fn wait_until_up(&self) {
+        let port = self.port;
+        eventually("redis-server to answer", || async move { ping(port).await }).await;
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and data directory.
+    async fn restart(&mut self) {
+        self.child = Self::spawn(&self.binary, self.port, &self.dir);
+        self.wait_until_up().await;
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a Redis answers `PING` on `port`.
+async fn ping(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if stream.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut answer = [0u8; 7];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut answer)).await,
+        Ok(Ok(_))
+    ) && &answer == b"+PONG\r\n"
+}
+
+async fn node(redis: &Redis) -> ServerProcess {
+    ServerProcess::start(&["--mode", "broadcast", "--redis", &redis.url()]).await
+}
+
+async fn member(addr: SocketAddr, room: &str) -> Client {
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{room}"))
+        .await
+        .expect("handshake");
+    assert_eq!(
+        next_text(&mut client).await,
+        "Welcome to the WebSocket server!"
+    );
+    client
+}
+
+/// Reads `count` text messages.
+async fn texts(client: &mut Client, count: usize) -> Vec<String> {
+    let mut seen = Vec::with_capacity(count);
+    while seen.len() < count {
+        seen.push(next_text(client).await);
+    }
+    seen
+}
+
+async fn health(addr: SocketAddr) -> u16 {
+    get(addr, "/healthz").await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_two_nodes_see_every_message_in_one_order() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut senders = vec![member(a.addr, "/room").await, member(b.addr, "/room").await];
+    let mut readers = vec![member(a.addr, "/room").await, member(b.addr, "/room").await];
+    let mut elsewhere = member(b.addr, "/other").await;
+    assert_eq!(health(a.addr).await, 200);
+
+    // Two senders on two nodes, 300 messages each, at once.
+    const EACH: usize = 300;
+    let mut sending = Vec::new();
+    for (index, mut sender) in senders.drain(..).enumerate() {
+        sending.push(tokio::spawn(async move {
+            for number in 0..EACH {
+                sender
+                    .send(Message::text(format!("{index}-{number}")))
+                    .await
+                    .unwrap();
+            }
+            sender
+        }));
+    }
+    let mut senders = Vec::new();
+    for task in sending {
+        senders.push(within("the senders", task).await.unwrap());
+    }
+    let mut sequences = Vec::new();
+    for client in senders.iter_mut().chain(readers.iter_mut()) {
+        sequences.push(texts(client, 2 * EACH).await);
+    }
+    for sequence in &sequences[1..] {
+        assert_eq!(sequence, &sequences[0], "every member sees the same order");
+    }
+    for index in 0..2 {
+        let own: Vec<&String> = sequences[0]
+            .iter()
+            .filter(|text| text.starts_with(&format!("{index}-")))
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|n| format!("{index}-{n}")).collect();
+        assert_eq!(
+            own,
+            expected.iter().collect::<Vec<_>>(),
+            "sender {index}'s order"
+        );
+    }
+    // Another room heard none of it.
+    send_text(&mut elsewhere, "only here").await;
+    assert_eq!(next_text(&mut elsewhere).await, "only here");
+    a.assert_no_errors_logged();
+    b.assert_no_errors_logged();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_or_repeated_when_redis_crashes_and_comes_back() {
+    let Some(mut redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut sender = member(a.addr, "/chat").await;
+    let mut reader = member(b.addr, "/chat").await;
+    for number in 0..50 {
+        send_text(&mut sender, &format!("m{number}")).await;
+    }
+    let expected: Vec<String> = (0..50).map(|n| format!("m{n}")).collect();
+    assert_eq!(texts(&mut reader, 50).await, expected);
+
+    redis.kill();
+    eventually("/healthz to say 503 on both nodes", || async {
+        health(a.addr).await == 503 && health(b.addr).await == 503
+    })
+    .await;
+    // Sent while Redis is down: kept, and appended once it is back.
+    for number in 50..100 {
+        send_text(&mut sender, &format!("m{number}")).await;
+    }
+    redis.restart().await;
+    eventually("/healthz to say 200 again", || async {
+        health(a.addr).await == 200 && health(b.addr).await == 200
+    })
+    .await;
+    let expected: Vec<String> = (50..100).map(|n| format!("m{n}")).collect();
+    assert_eq!(texts(&mut reader, 50).await, expected);
+    // The sender sees its own messages once each, in order, across the outage.
+    let all: Vec<String> = (0..100).map(|n| format!("m{n}")).collect();
+    assert_eq!(texts(&mut sender, 100).await, all);
+    // And nothing more arrives: a fresh message is the next one.
+    send_text(&mut sender, "after").await;
+    assert_eq!(next_text(&mut reader).await, "after");
+    assert!(a.log().contains("lost Redis at redis://127.0.0.1:"));
+    assert!(a.log().contains("connected to Redis at"));
+}
+
+#[tokio::test]
+async fn a_bad_redis_url_or_mode_is_a_start_up_error() {
+    for args in [
+        &["--mode", "broadcast", "--redis", "http://user:secret@host"][..],
+        &["--mode", "echo", "--redis", "redis://127.0.0.1:1"][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_wsecho"))
+            .args(args)
+            .args(["--port", "0"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--redis"), "{stderr}");
+        assert!(
+            !stderr.contains("secret"),
+            "the password is never shown: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_at_start_is_not_an_error_but_healthz_says_503() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = ServerProcess::start(&["--mode", "broadcast", "--redis", &url]).await;
+    assert_eq!(health(server.addr).await, 503);
+    let body = get(server.addr, "/healthz").await.body;
+    assert!(String::from_utf8_lossy(&body).contains("Redis"));
+    // Clients are still served; their messages wait for Redis.
+    let mut client = member(server.addr, "/room").await;
+    send_text(&mut client, "waiting").await;
+    server.terminate().await;
+}
