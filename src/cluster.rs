@@ -15,6 +15,10 @@
 //! Two connections: one for appends and one for the blocking reads, which would otherwise
 //! hold up the appends behind them. A command that gets no answer within
 //! [`COMMAND_TIMEOUT`] (Redis paused, a network partition) counts as a lost connection.
+//!
+//! An append that got no answer may still have happened (Redis was only paused), and is
+//! made again: every entry carries its node's id and a sequence number, and a reader
+//! delivers each (node, sequence) once, so a message appended twice arrives once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +56,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 struct Outgoing {
     room: String,
     message: Message,
+    /// This node's count of messages appended, for telling a repeated append.
+    sequence: u64,
 }
 
 /// Someone waiting for the reader to take up the rooms that have just got members here.
@@ -62,6 +68,10 @@ struct Start {
 /// This node's link to the rooms in Redis.
 pub struct Cluster {
     client: redis::Client,
+    /// Tells this node's entries from other nodes': random, drawn at start.
+    node: u64,
+    /// The next sequence number to give a message.
+    next_sequence: std::sync::atomic::AtomicU64,
     /// The URL with any password left out, for the log.
     shown_url: String,
     outbox: mpsc::Sender<Outgoing>,
@@ -93,6 +103,8 @@ impl Cluster {
         let (starts, starts_receiver) = mpsc::unbounded_channel();
         Ok(Arc::new(Cluster {
             client,
+            node: random_node_id(),
+            next_sequence: std::sync::atomic::AtomicU64::new(0),
             shown_url: without_password(url),
             outbox,
             starts,
@@ -113,12 +125,13 @@ impl Cluster {
 
     /// Queues `message` for `room`'s stream. Never waits.
     pub(crate) fn publish(&self, room: &str, message: Message) -> Result<(), OutboxFull> {
-        self.outbox
-            .try_send(Outgoing {
-                room: room.to_owned(),
-                message,
-            })
-            .map_err(|_| OutboxFull)
+        let permit = self.outbox.try_reserve().map_err(|_| OutboxFull)?;
+        permit.send(Outgoing {
+            room: room.to_owned(),
+            message,
+            sequence: self.next_sequence.fetch_add(1, Ordering::Relaxed),
+        });
+        Ok(())
     }
 
     /// Called when a room gets its first member on this node: returns once the reader knows
@@ -208,6 +221,10 @@ impl Cluster {
                     .arg("~")
                     .arg(STREAM_LENGTH)
                     .arg("*")
+                    .arg("n")
+                    .arg(self.node)
+                    .arg("s")
+                    .arg(next.sequence)
                     .arg("t")
                     .arg(kind)
                     .arg("d")
@@ -239,6 +256,8 @@ impl Cluster {
         // Room name → the last entry delivered here (or where its stream stood when the
         // room started here).
         let mut positions: HashMap<String, String> = HashMap::new();
+        // (room, node) → the highest sequence number delivered: see the module's comment.
+        let mut delivered: HashMap<(String, u64), u64> = HashMap::new();
         let mut waiting: Vec<Start> = Vec::new();
         loop {
             let mut connection = self.connect(&self.reader_up).await;
@@ -248,6 +267,7 @@ impl Cluster {
                 }
                 let local: Vec<String> = hub.room_names();
                 positions.retain(|room, _| local.contains(room));
+                delivered.retain(|(room, _), _| local.contains(room));
                 // Rooms new here start where their stream stands now.
                 let mut failed = false;
                 for room in &local {
@@ -311,8 +331,12 @@ impl Cluster {
                         continue;
                     };
                     for entry in stream.ids {
-                        if let Some(message) = entry_message(&entry.map) {
-                            hub.deliver(room, &message);
+                        if let Some((node, sequence, message)) = entry_message(&entry.map) {
+                            let last = delivered.entry((room.to_owned(), node)).or_insert(0);
+                            if sequence >= *last {
+                                *last = sequence + 1;
+                                hub.deliver(room, &message);
+                            }
                         }
                         positions.insert(room.to_owned(), entry.id);
                     }
@@ -351,15 +375,31 @@ async fn stream_end(connection: &mut MultiplexedConnection, room: &str) -> Resul
         .map_or_else(|| "0-0".to_owned(), |entry| entry.id))
 }
 
-/// The message an entry holds: `t` says text or binary, `d` has the payload.
-fn entry_message(fields: &HashMap<String, redis::Value>) -> Option<Message> {
+/// What an entry holds: the node that appended it (`n`), its sequence number there (`s`),
+/// and the message: `t` says text or binary, `d` has the payload.
+fn entry_message(fields: &HashMap<String, redis::Value>) -> Option<(u64, u64, Message)> {
+    let node: u64 = redis::from_redis_value_ref(fields.get("n")?).ok()?;
+    let sequence: u64 = redis::from_redis_value_ref(fields.get("s")?).ok()?;
     let payload: Vec<u8> = redis::from_redis_value_ref(fields.get("d")?).ok()?;
     let kind: String = redis::from_redis_value_ref(fields.get("t")?).ok()?;
-    match kind.as_str() {
-        "t" => Utf8Bytes::try_from(payload).ok().map(Message::Text),
-        "b" => Some(Message::Binary(payload.into())),
-        _ => None,
+    let message = match kind.as_str() {
+        "t" => Message::Text(Utf8Bytes::try_from(payload).ok()?),
+        "b" => Message::Binary(payload.into()),
+        _ => return None,
+    };
+    Some((node, sequence, message))
+}
+
+/// A node id unlikely to be drawn twice: the standard library's random hasher keys, mixed
+/// with the time and the process id.
+fn random_node_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
     }
+    hasher.finish()
 }
 
 /// `url` with the password, if any, replaced by `***`.
@@ -408,17 +448,19 @@ mod tests {
     fn entries_become_the_messages_they_were() {
         let fields = |kind: &str, data: &[u8]| {
             HashMap::from([
+                ("n".to_owned(), redis::Value::BulkString(b"77".to_vec())),
+                ("s".to_owned(), redis::Value::BulkString(b"5".to_vec())),
                 ("t".to_owned(), redis::Value::BulkString(kind.into())),
                 ("d".to_owned(), redis::Value::BulkString(data.to_vec())),
             ])
         };
         assert_eq!(
             entry_message(&fields("t", "hé".as_bytes())),
-            Some(Message::text("hé"))
+            Some((77, 5, Message::text("hé")))
         );
         assert_eq!(
             entry_message(&fields("b", &[0, 255])),
-            Some(Message::binary(vec![0u8, 255]))
+            Some((77, 5, Message::binary(vec![0u8, 255])))
         );
         assert_eq!(entry_message(&fields("t", &[0xff])), None);
     }

@@ -147,7 +147,7 @@ async fn members_on_two_nodes_see_every_message_in_one_order() {
     };
     let (a, b) = (node(&redis).await, node(&redis).await);
     let mut senders = vec![member(a.addr, "/room").await, member(b.addr, "/room").await];
-    let mut readers = vec![member(a.addr, "/room").await, member(b.addr, "/room").await];
+    let mut readers = [member(a.addr, "/room").await, member(b.addr, "/room").await];
     let mut elsewhere = member(b.addr, "/other").await;
     assert_eq!(health(a.addr).await, 200);
 
@@ -274,4 +274,51 @@ async fn an_unreachable_redis_at_start_is_not_an_error_but_healthz_says_503() {
     let mut client = member(server.addr, "/room").await;
     send_text(&mut client, "waiting").await;
     server.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_paused_for_5_seconds_is_a_blip_with_nothing_lost_or_repeated() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut sender = member(a.addr, "/chat").await;
+    let mut reader = member(b.addr, "/chat").await;
+    send_text(&mut sender, "before").await;
+    assert_eq!(next_text(&mut reader).await, "before");
+    let pid = redis.child.id().to_string();
+    let signal = |name: &str| {
+        assert!(
+            Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    // Messages sent into the pause: their appends may reach Redis and be made again.
+    for number in 0..20 {
+        send_text(&mut sender, &format!("p{number}")).await;
+    }
+    eventually("/healthz to say 503 during the pause", || async {
+        health(a.addr).await == 503
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    signal("-CONT");
+    eventually("/healthz to say 200 again", || async {
+        health(a.addr).await == 200 && health(b.addr).await == 200
+    })
+    .await;
+    send_text(&mut sender, "after").await;
+    let mut expected: Vec<String> = (0..20).map(|n| format!("p{n}")).collect();
+    expected.push("after".into());
+    assert_eq!(
+        texts(&mut reader, 21).await,
+        expected,
+        "each once, in order"
+    );
+    assert_eq!(next_text(&mut sender).await, "before");
+    assert_eq!(texts(&mut sender, 21).await, expected);
 }
