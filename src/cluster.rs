@@ -136,12 +136,13 @@ impl Cluster {
 
     /// Called when a room gets its first member on this node: returns once the reader knows
     /// where the room's stream stands, so that everything appended from now on (the new
-    /// member's own messages included) is delivered here. Returns at once if Redis cannot
-    /// be reached; the reader then starts the room where the stream stands when it can.
+    /// member's own messages included) is delivered here. While Redis cannot be reached it
+    /// gives up after [`COMMAND_TIMEOUT`], and the reader starts the room where the stream
+    /// stands once it can: messages other nodes append in between are not delivered here.
     pub(crate) async fn start_room(&self) {
         let (done, started) = oneshot::channel();
         let start = Start { done };
-        if self.starts.send(start).is_ok() && self.is_connected() {
+        if self.starts.send(start).is_ok() {
             let _ = tokio::time::timeout(COMMAND_TIMEOUT, started).await;
         }
     }
@@ -251,6 +252,35 @@ impl Cluster {
         }
     }
 
+    /// After reconnecting: a stream that ends before the entry this node delivered last
+    /// belongs to a Redis that lost its data (restarted without it). The room carries on
+    /// from the new stream, with a warning that what was appended meanwhile may be lost.
+    async fn check_streams(
+        &self,
+        connection: &mut MultiplexedConnection,
+        positions: &mut HashMap<String, String>,
+    ) -> Result<(), ()> {
+        for (room, position) in positions.iter_mut() {
+            let end = match stream_tail(connection, room, 0).await {
+                Ok((end, _)) => end,
+                Err(why) => {
+                    self.lost(&self.reader_up, &why);
+                    return Err(());
+                }
+            };
+            if stream_id(&end) < stream_id(position) {
+                warn!(
+                    room = room.as_str();
+                    "room {room}: Redis no longer has its stream up to the last message \
+                     delivered here (restarted without its data?); messages appended \
+                     meanwhile may be lost; carrying on from the stream as it is"
+                );
+                *position = end;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the streams of the rooms with members here and delivers their entries to them.
     async fn read(&self, mut starts: mpsc::UnboundedReceiver<Start>, hub: Arc<Hub>) {
         // Room name → the last entry delivered here (or where its stream stood when the
@@ -261,6 +291,13 @@ impl Cluster {
         let mut waiting: Vec<Start> = Vec::new();
         loop {
             let mut connection = self.connect(&self.reader_up).await;
+            if self
+                .check_streams(&mut connection, &mut positions)
+                .await
+                .is_err()
+            {
+                continue;
+            }
             loop {
                 while let Ok(start) = starts.try_recv() {
                     waiting.push(start);
@@ -268,15 +305,17 @@ impl Cluster {
                 let local: Vec<String> = hub.room_names();
                 positions.retain(|room, _| local.contains(room));
                 delivered.retain(|(room, _), _| local.contains(room));
-                // Rooms new here start where their stream stands now.
+                // Rooms new here start where their stream stands now, and with its last
+                // messages as their history (`--history`).
                 let mut failed = false;
                 for room in &local {
                     if positions.contains_key(room) {
                         continue;
                     }
-                    match stream_end(&mut connection, room).await {
-                        Ok(position) => {
-                            positions.insert(room.clone(), position);
+                    match stream_tail(&mut connection, room, hub.history_length()).await {
+                        Ok((end, messages)) => {
+                            hub.seed_history(room, messages);
+                            positions.insert(room.clone(), end);
                         }
                         Err(why) => {
                             self.lost(&self.reader_up, &why);
@@ -352,27 +391,45 @@ fn stream_key(room: &str) -> String {
     format!("{STREAM_PREFIX}{room}")
 }
 
-/// The ID of the last entry in `room`'s stream, or `0-0` if it has none.
-async fn stream_end(connection: &mut MultiplexedConnection, room: &str) -> Result<String, String> {
+/// The ID of the last entry in `room`'s stream (`0-0` if it has none), and the messages of
+/// its last `count` entries, oldest first.
+async fn stream_tail(
+    connection: &mut MultiplexedConnection,
+    room: &str,
+    count: usize,
+) -> Result<(String, Vec<Message>), String> {
     let mut command = redis::cmd("XREVRANGE");
     command
         .arg(stream_key(room))
         .arg("+")
         .arg("-")
         .arg("COUNT")
-        .arg(1);
-    let last = tokio::time::timeout(
+        .arg(count.max(1));
+    let tail = tokio::time::timeout(
         COMMAND_TIMEOUT,
         command.query_async::<redis::streams::StreamRangeReply>(connection),
     )
     .await
     .map_err(|_| "no answer to XREVRANGE".to_owned())?
     .map_err(|error| error.to_string())?;
-    Ok(last
+    let end = tail
         .ids
-        .into_iter()
-        .next()
-        .map_or_else(|| "0-0".to_owned(), |entry| entry.id))
+        .first()
+        .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
+    let mut messages: Vec<Message> = tail
+        .ids
+        .iter()
+        .take(count)
+        .filter_map(|entry| entry_message(&entry.map).map(|(_, _, message)| message))
+        .collect();
+    messages.reverse();
+    Ok((end, messages))
+}
+
+/// A stream entry ID (`<milliseconds>-<sequence>`) as a pair that orders as Redis does.
+fn stream_id(id: &str) -> (u64, u64) {
+    let (time, sequence) = id.split_once('-').unwrap_or((id, "0"));
+    (time.parse().unwrap_or(0), sequence.parse().unwrap_or(0))
 }
 
 /// What an entry holds: the node that appended it (`n`), its sequence number there (`s`),
@@ -419,6 +476,13 @@ fn without_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_ids_order_by_time_then_sequence() {
+        assert!(stream_id("1700000000000-5") < stream_id("1700000000001-0"));
+        assert!(stream_id("1700000000000-5") < stream_id("1700000000000-10"));
+        assert_eq!(stream_id("0-0"), (0, 0));
+    }
 
     #[test]
     fn passwords_are_left_out_of_the_url_shown() {

@@ -183,6 +183,33 @@ impl Hub {
         }
     }
 
+    /// How many messages each room keeps for joiners (`--history`).
+    pub(crate) fn history_length(&self) -> usize {
+        self.history
+    }
+
+    /// Sets the history of the room called `name` (when it has just started on this node:
+    /// from the room's stream in Redis), and gives it to the members there, who joined
+    /// before it was known. The history is kept to `--history` messages.
+    pub(crate) fn seed_history(&self, name: &str, messages: Vec<Message>) {
+        if self.history == 0 || messages.is_empty() {
+            return;
+        }
+        let Some(room) = lock(&self.rooms).get(name).cloned() else {
+            return;
+        };
+        let mut members = lock(&room.members);
+        let skip = messages.len().saturating_sub(self.history);
+        members.history = messages.into_iter().skip(skip).collect();
+        let members = &*members;
+        for member in members.by_id.values() {
+            member.queue.preload(
+                std::iter::once(history_notice(members.history.len()))
+                    .chain(members.history.iter().cloned()),
+            );
+        }
+    }
+
     /// The names of the rooms that have members.
     pub(crate) fn room_names(&self) -> Vec<String> {
         lock(&self.rooms).keys().cloned().collect()

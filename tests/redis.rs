@@ -322,3 +322,74 @@ async fn a_redis_paused_for_5_seconds_is_a_blip_with_nothing_lost_or_repeated() 
     assert_eq!(next_text(&mut sender).await, "before");
     assert_eq!(texts(&mut sender, 21).await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_restarts_without_its_data_the_nodes_carry_on_and_say_so() {
+    let Some(mut redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut sender = member(a.addr, "/chat").await;
+    let mut reader = member(b.addr, "/chat").await;
+    send_text(&mut sender, "before").await;
+    assert_eq!(next_text(&mut reader).await, "before");
+    redis.kill();
+    std::fs::remove_dir_all(&redis.dir).unwrap();
+    std::fs::create_dir_all(&redis.dir).unwrap();
+    redis.restart().await;
+    eventually("/healthz to say 200 again", || async {
+        health(a.addr).await == 200 && health(b.addr).await == 200
+    })
+    .await;
+    send_text(&mut sender, "after").await;
+    assert_eq!(next_text(&mut reader).await, "after");
+    eventually("a warning that history was lost", || async {
+        b.log().contains("restarted without its data")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_history_a_joiner_on_another_node_gets_the_rooms_last_messages() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let args = [
+        "--mode",
+        "broadcast",
+        "--history",
+        "5",
+        "--redis",
+        &redis.url(),
+    ];
+    let (a, b) = (
+        ServerProcess::start(&args).await,
+        ServerProcess::start(&args).await,
+    );
+    let mut sender = member(a.addr, "/chat").await;
+    for number in 1..=8 {
+        send_text(&mut sender, &format!("m{number}")).await;
+        assert_eq!(next_text(&mut sender).await, format!("m{number}"));
+    }
+    // Node B has never had a member in /chat: the history comes from the stream.
+    let mut joiner = member(b.addr, "/chat").await;
+    assert_eq!(
+        next_text(&mut joiner).await,
+        r#"{"wsecho":"history","count":5}"#
+    );
+    let expected: Vec<String> = (4..=8).map(|n| format!("m{n}")).collect();
+    assert_eq!(texts(&mut joiner, 5).await, expected);
+    send_text(&mut sender, "live").await;
+    assert_eq!(next_text(&mut joiner).await, "live");
+    // A second joiner there gets the same, from the node's memory of the room.
+    let mut second = member(b.addr, "/chat").await;
+    assert_eq!(
+        next_text(&mut second).await,
+        r#"{"wsecho":"history","count":5}"#
+    );
+    let expected: Vec<String> = (5..=8)
+        .map(|n| format!("m{n}"))
+        .chain(["live".to_owned()])
+        .collect();
+    assert_eq!(texts(&mut second, 5).await, expected);
+}
