@@ -12,8 +12,11 @@
 //! nothing is missed or delivered twice. While Redis cannot be reached `/healthz` answers
 //! 503, so a load balancer drains the node; clients stay connected.
 //!
-//! Two connections: one for appends and one for the blocking reads, which would otherwise
-//! hold up the appends behind them. A command that gets no answer within
+//! Each node also publishes its room sizes under a key that expires within seconds, and
+//! reads every node's, for `/stats`.
+//!
+//! Three connections: one for appends, one for the blocking reads, which would otherwise
+//! hold up the appends behind them, and one for the room sizes. A command that gets no answer within
 //! [`COMMAND_TIMEOUT`] (Redis paused, a network partition) counts as a lost connection.
 //!
 //! An append that got no answer may still have happened (Redis was only paused), and is
@@ -49,6 +52,15 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// members again.
 const READ_BLOCK_MS: usize = 100;
 
+/// How often a node publishes its room sizes and reads the other nodes'.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a node's published room sizes last: a node that stops publishing (killed, or
+/// cut off from Redis) drops out of the counts this long after its last word.
+const PRESENCE_TTL_MS: u64 = 3000;
+
+const PRESENCE_PREFIX: &str = "wsecho:node:";
+
 /// Longest pause between attempts to reach Redis.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -80,6 +92,9 @@ pub struct Cluster {
     connected: AtomicBool,
     writer_up: AtomicBool,
     reader_up: AtomicBool,
+    /// Every node's rooms as last read from Redis: what `/stats` shows.
+    view: Mutex<ClusterView>,
+    presence_up: AtomicBool,
     /// Set once, when [`Cluster::run`] takes the receiving ends.
     receivers: Mutex<Option<Receivers>>,
 }
@@ -87,6 +102,15 @@ pub struct Cluster {
 struct Receivers {
     outbox: mpsc::Receiver<Outgoing>,
     starts: mpsc::UnboundedReceiver<Start>,
+}
+
+/// The nodes sharing the rooms, and each room's members across all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Nodes that published their room sizes within the last few seconds.
+    pub nodes: usize,
+    /// Members per room, summed over the nodes.
+    pub rooms: Vec<(String, usize)>,
 }
 
 /// The outbox is full: Redis has been unreachable for a while.
@@ -109,6 +133,8 @@ impl Cluster {
             outbox,
             starts,
             connected: AtomicBool::new(false),
+            view: Mutex::default(),
+            presence_up: AtomicBool::new(false),
             writer_up: AtomicBool::new(false),
             reader_up: AtomicBool::new(false),
             receivers: Mutex::new(Some(Receivers {
@@ -154,8 +180,62 @@ impl Cluster {
         };
         tokio::join!(
             self.append(receivers.outbox),
-            self.read(receivers.starts, hub)
+            self.read(receivers.starts, hub.clone()),
+            self.presence(hub),
         );
+    }
+
+    /// The nodes and rooms as last read from Redis.
+    pub fn view(&self) -> ClusterView {
+        lock(&self.view).clone()
+    }
+
+    /// Publishes this node's room sizes (with an expiry) and reads every node's, each
+    /// [`PRESENCE_EVERY`].
+    async fn presence(&self, hub: Arc<Hub>) {
+        loop {
+            let mut connection = self.connect(&self.presence_up).await;
+            loop {
+                let own: serde_json::Map<String, serde_json::Value> = hub
+                    .room_sizes()
+                    .into_iter()
+                    .map(|(room, size)| (room, size.into()))
+                    .collect();
+                let key = format!("{PRESENCE_PREFIX}{:016x}", self.node);
+                let mut publish = redis::cmd("SET");
+                publish
+                    .arg(&key)
+                    .arg(serde_json::Value::Object(own).to_string())
+                    .arg("PX")
+                    .arg(PRESENCE_TTL_MS);
+                let read = async {
+                    publish.query_async::<()>(&mut connection).await?;
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{PRESENCE_PREFIX}*"))
+                        .query_async(&mut connection)
+                        .await?;
+                    if keys.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    redis::cmd("MGET")
+                        .arg(&keys)
+                        .query_async::<Vec<Option<String>>>(&mut connection)
+                        .await
+                };
+                match tokio::time::timeout(COMMAND_TIMEOUT, read).await {
+                    Ok(Ok(published)) => *lock(&self.view) = summed(&published),
+                    Ok(Err(error)) => {
+                        self.lost(&self.presence_up, &error.to_string());
+                        break;
+                    }
+                    Err(_) => {
+                        self.lost(&self.presence_up, "no answer to the room sizes");
+                        break;
+                    }
+                }
+                tokio::time::sleep(PRESENCE_EVERY).await;
+            }
+        }
     }
 
     /// Connects, retrying with capped backoff; `up` records this connection's state.
@@ -385,6 +465,24 @@ impl Cluster {
     }
 }
 
+/// Every node's published room sizes, added up.
+fn summed(published: &[Option<String>]) -> ClusterView {
+    let mut rooms: HashMap<String, usize> = HashMap::new();
+    let mut nodes = 0;
+    for sizes in published.iter().flatten() {
+        let Ok(serde_json::Value::Object(sizes)) = serde_json::from_str(sizes) else {
+            continue;
+        };
+        nodes += 1;
+        for (room, size) in sizes {
+            *rooms.entry(room).or_default() += size.as_u64().unwrap_or(0) as usize;
+        }
+    }
+    let mut rooms: Vec<(String, usize)> = rooms.into_iter().collect();
+    rooms.sort();
+    ClusterView { nodes, rooms }
+}
+
 const STREAM_PREFIX: &str = "wsecho:room:";
 
 fn stream_key(room: &str) -> String {
@@ -476,6 +574,18 @@ fn without_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_sizes_add_up_over_the_nodes() {
+        let view = summed(&[
+            Some(r#"{"/a":2,"/b":1}"#.to_owned()),
+            None,
+            Some(r#"{"/a":3}"#.to_owned()),
+            Some("not json".to_owned()),
+        ]);
+        assert_eq!(view.nodes, 2);
+        assert_eq!(view.rooms, vec![("/a".to_owned(), 5), ("/b".to_owned(), 1)]);
+    }
 
     #[test]
     fn stream_ids_order_by_time_then_sequence() {

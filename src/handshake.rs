@@ -152,6 +152,10 @@ async fn answer_or_upgrade(
             shared.open_connections(),
             shared.hub.room_sizes(),
             shared.budget.usage(),
+            shared
+                .cluster
+                .as_ref()
+                .map(|cluster| (cluster.is_connected(), cluster.view())),
         ),
         Route::Metrics if metrics_allowed(peer, &shared.config.metrics_allow) => {
             http::Response::metrics(shared.metrics.render(

@@ -393,3 +393,62 @@ async fn with_history_a_joiner_on_another_node_gets_the_rooms_last_messages() {
         .collect();
     assert_eq!(texts(&mut second, 5).await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_the_nodes_and_each_rooms_members_on_all_of_them() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let _members = [
+        member(a.addr, "/x").await,
+        member(a.addr, "/x").await,
+        member(b.addr, "/x").await,
+        member(b.addr, "/y").await,
+    ];
+    eventually("both nodes' rooms in /stats", || async {
+        let stats: serde_json::Value =
+            serde_json::from_slice(&get(a.addr, "/stats").await.body).unwrap();
+        stats["cluster"]["nodes"] == 2
+            && stats["cluster"]["rooms"]["/x"] == 3
+            && stats["cluster"]["rooms"]["/y"] == 1
+            && stats["cluster"]["redis_connected"] == true
+            && stats["rooms"]["/x"] == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_killed_node_reconnects_to_another_and_catches_up() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let args = [
+        "--mode",
+        "broadcast",
+        "--history",
+        "10",
+        "--redis",
+        &redis.url(),
+    ];
+    let (mut a, b) = (
+        ServerProcess::start(&args).await,
+        ServerProcess::start(&args).await,
+    );
+    let mut talker = member(b.addr, "/chat").await;
+    let mut listener = member(a.addr, "/chat").await;
+    send_text(&mut talker, "one").await;
+    assert_eq!(next_text(&mut listener).await, "one");
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    // While the listener is away, the room goes on.
+    send_text(&mut talker, "two").await;
+    assert_eq!(next_text(&mut talker).await, "one");
+    assert_eq!(next_text(&mut talker).await, "two");
+    let mut back = member(b.addr, "/chat").await;
+    assert_eq!(
+        next_text(&mut back).await,
+        r#"{"wsecho":"history","count":2}"#
+    );
+    assert_eq!(texts(&mut back, 2).await, ["one", "two"]);
+}

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::http;
 
 use super::HeadError;
 use crate::budget::BudgetUse;
+use crate::cluster::ClusterView;
 use crate::config::Mode;
 use clap::ValueEnum;
 
@@ -90,12 +91,15 @@ impl Response {
     /// `/stats`: `{"connections":N,"rooms":{"/lobby":2,...},"memory":{...}}`, where
     /// `connections` counts the connection slots taken (WebSocket clients plus HTTP requests
     /// being answered, this one included), `rooms` the members of each broadcast room, and
-    /// `memory` the budget: its limit, the bytes held against it and the clients paused by it.
+    /// `memory` the budget: its limit, the bytes held against it and the clients paused by it;
+    /// with `--redis`, `cluster`: whether Redis is reachable, the nodes, and each room's
+    /// members on all of them.
     pub(crate) fn stats(
         mode: Mode,
         connections: usize,
         rooms: Vec<(String, usize)>,
         memory: BudgetUse,
+        cluster: Option<(bool, ClusterView)>,
     ) -> Self {
         let rooms: serde_json::Map<String, serde_json::Value> = rooms
             .into_iter()
@@ -114,8 +118,20 @@ impl Response {
             "connections": connections,
             "rooms": rooms,
             "memory": memory,
-        })
-        .to_string();
+        });
+        if let Some((connected, view)) = cluster {
+            let rooms: serde_json::Map<String, serde_json::Value> = view
+                .rooms
+                .into_iter()
+                .map(|(name, size)| (name, size.into()))
+                .collect();
+            body["cluster"] = serde_json::json!({
+                "redis_connected": connected,
+                "nodes": view.nodes,
+                "rooms": rooms,
+            });
+        }
+        let mut body = body.to_string();
         body.push('\n');
         Response {
             status: http::StatusCode::OK,
@@ -223,7 +239,7 @@ mod tests {
             ("/ctl\u{1}\n".to_owned(), 3),
             ("/ünï".to_owned(), 4),
         ];
-        let response = Response::stats(Mode::Broadcast, 7, rooms.clone(), IDLE_BUDGET);
+        let response = Response::stats(Mode::Broadcast, 7, rooms.clone(), IDLE_BUDGET, None);
         assert!(response.body.ends_with('\n'));
         assert_eq!(
             response.body.lines().count(),
@@ -241,9 +257,10 @@ mod tests {
 
     #[test]
     fn stats_without_rooms_is_an_empty_object() {
-        let parsed: serde_json::Value =
-            serde_json::from_str(&Response::stats(Mode::Echo, 0, Vec::new(), IDLE_BUDGET).body)
-                .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(
+            &Response::stats(Mode::Echo, 0, Vec::new(), IDLE_BUDGET, None).body,
+        )
+        .unwrap();
         assert_eq!(
             parsed,
             serde_json::json!({

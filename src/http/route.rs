@@ -348,16 +348,16 @@ mod tests {
     }
 
     #[test]
-    fn stats_is_left_to_the_caller_and_other_paths_are_found_or_not() {
+    fn stats_and_health_are_left_to_the_caller_and_other_paths_are_found_or_not() {
         let config = Config::default();
         let get = |path: &str| http::Request::get(path).body(()).unwrap();
         assert!(matches!(route(&get("/stats"), &config), Route::Stats));
+        assert!(matches!(route(&get("/healthz"), &config), Route::Health));
         let status = |route: Route| match route {
             Route::Answer(response) => response.status,
             _ => panic!("expected a plain answer"),
         };
         assert_eq!(status(route(&get("/"), &config)), 200);
-        assert_eq!(status(route(&get("/healthz"), &config)), 200);
         assert_eq!(status(route(&get("/room"), &config)), 404);
         let broadcast = Config {
             mode: Mode::Broadcast,
