@@ -39,7 +39,7 @@ enum Mode {
     Fanout,
 }
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 struct Args {
     /// Server address (loopback only), e.g. 127.0.0.1:8080.
     #[arg(long)]
@@ -93,6 +93,21 @@ struct Args {
     /// total (above 1.0 when they use more than one core).
     #[arg(long, default_value_t = 1)]
     processes: usize,
+    /// Fan-out mode: a second server (another node sharing the room); half the receivers
+    /// connect there.
+    #[arg(long)]
+    remote_addr: Option<SocketAddr>,
+    /// Fan-out mode: the remote node's process id; its CPU time counts with the server's.
+    #[arg(long)]
+    remote_pid: Option<u32>,
+    /// Fan-out mode: a process the servers depend on (Redis), whose CPU time is reported
+    /// apart.
+    #[arg(long)]
+    backend_pid: Option<u32>,
+    /// Fan-out mode: messages per second each sender sends, at an even pace, instead of
+    /// keeping `--in-flight` outstanding.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Speak TLS, trusting the certificate in this PEM file (the server's self-signed one).
     #[arg(long, value_name = "PATH")]
     tls_ca: Option<std::path::PathBuf>,
@@ -254,13 +269,13 @@ impl Connection {
         counters: Arc<Counters>,
         deliveries: Arc<Deliveries>,
     ) -> JoinHandle<()> {
-        let (size, in_flight) = (args.size, args.in_flight);
+        let (size, in_flight, rate) = (args.size, args.in_flight, args.rate);
         match self {
             Connection::Plain(stream) => tokio::spawn(fanout_member(
-                stream, me, size, in_flight, counters, deliveries,
+                stream, me, size, in_flight, rate, counters, deliveries,
             )),
             Connection::Tls(stream) => tokio::spawn(fanout_member(
-                stream, me, size, in_flight, counters, deliveries,
+                stream, me, size, in_flight, rate, counters, deliveries,
             )),
         }
     }
@@ -379,12 +394,17 @@ struct Window {
     seconds: f64,
     client_cpu: f64,
     server_cpu: Option<wsecho_bench::CpuTime>,
+    /// The remote node's and the backend's CPU time, fan-out mode only.
+    remote_cpu: Option<wsecho_bench::CpuTime>,
+    backend_cpu: Option<wsecho_bench::CpuTime>,
 }
 
 /// Lets the load run for the warm-up, then measures for the duration, then stops it.
 async fn measure(args: &Args, counters: &Counters) -> Window {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     let server_before = args.server_pid.and_then(wsecho_bench::cpu_time);
+    let remote_before = args.remote_pid.and_then(wsecho_bench::cpu_time);
+    let backend_before = args.backend_pid.and_then(wsecho_bench::cpu_time);
     let client_before = wsecho_bench::cpu_time(std::process::id());
     counters.measuring.store(true, Ordering::Release);
     if let Some(path) = &args.mark_start {
@@ -396,8 +416,16 @@ async fn measure(args: &Args, counters: &Counters) -> Window {
     let seconds = started.elapsed().as_secs_f64();
     counters.stop.store(true, Ordering::Release);
     let server_after = args.server_pid.and_then(wsecho_bench::cpu_time);
+    let remote_after = args.remote_pid.and_then(wsecho_bench::cpu_time);
+    let backend_after = args.backend_pid.and_then(wsecho_bench::cpu_time);
     let client_after = wsecho_bench::cpu_time(std::process::id());
     Window {
+        remote_cpu: remote_before
+            .zip(remote_after)
+            .map(|(before, after)| after.since(before)),
+        backend_cpu: backend_before
+            .zip(backend_after)
+            .map(|(before, after)| after.since(before)),
         seconds,
         client_cpu: match (client_before, client_after) {
             (Some(before), Some(after)) => after.since(before).total().as_secs_f64(),
@@ -625,6 +653,8 @@ fn coordinate(args: &Args) -> String {
         server_cpu: server_before
             .zip(server_after)
             .map(|(before, after)| after.since(before)),
+        remote_cpu: None,
+        backend_cpu: None,
     };
     report(args, &window, messages, &latencies, &mut per_connection)
 }
@@ -747,6 +777,8 @@ fn report(
 struct Deliveries {
     /// Messages received in the measured window, by every member.
     count: AtomicU64,
+    /// Send-to-receipt times in the measured window, in microseconds.
+    latencies: std::sync::Mutex<Vec<u32>>,
     /// Messages that arrived out of their sender's order (one missing shows as a gap).
     out_of_order: AtomicU64,
 }
@@ -756,7 +788,18 @@ struct Deliveries {
 /// includes the sender). Every message carries its sender and sequence number, and every
 /// member checks that each sender's messages arrive complete and in order.
 async fn fanout(args: Arc<Args>) -> String {
-    let (receivers, _) = open_all(&args, args.connections).await;
+    let (mut receivers, _) = open_all(&args, args.connections.div_ceil(2)).await;
+    let remote_count = args.connections / 2;
+    match args.remote_addr {
+        Some(remote) => {
+            let remote_args = Arc::new(Args {
+                addr: remote,
+                ..(*args).clone()
+            });
+            receivers.extend(open_all(&remote_args, remote_count).await.0);
+        }
+        None => receivers.extend(open_all(&args, remote_count).await.0),
+    }
     let (senders, _) = open_all(&args, args.senders.max(1)).await;
     let counters = Arc::new(Counters::default());
     let deliveries = Arc::new(Deliveries::default());
@@ -777,67 +820,168 @@ async fn fanout(args: Arc<Args>) -> String {
         task.abort();
     }
     let delivered = deliveries.count.load(Ordering::Relaxed);
+    let per_delivery = |cpu: Option<wsecho_bench::CpuTime>| {
+        cpu.map(|cpu| cpu.total().as_secs_f64() * 1e6 / delivered.max(1) as f64)
+            .unwrap_or(f64::NAN)
+    };
+    let nodes_cpu = match (window.server_cpu, window.remote_cpu) {
+        (Some(server), Some(remote)) => Some(wsecho_bench::CpuTime {
+            user: server.user + remote.user,
+            system: server.system + remote.system,
+        }),
+        (server, None) => server,
+        (None, remote) => remote,
+    };
+    let mut latencies = std::mem::take(&mut *deliveries.latencies.lock().unwrap());
+    latencies.sort_unstable();
+    let percentile = |fraction: f64| {
+        latencies
+            .get(
+                ((latencies.len() as f64 * fraction) as usize)
+                    .min(latencies.len().saturating_sub(1)),
+            )
+            .map_or(f64::NAN, |micros| *micros as f64 / 1000.0)
+    };
     format!(
         "{{\"mode\":\"fanout\",\"senders\":{},\"receivers\":{},\"size\":{},\"deliveries_per_sec\":{:.0},\
-         \"server_us_per_delivery\":{:.3},\"out_of_order\":{},\"client_cpu_share\":{:.2}}}",
+         \"server_us_per_delivery\":{:.3},\"backend_us_per_delivery\":{:.3},\"p50_ms\":{:.3},\
+         \"p99_ms\":{:.3},\"out_of_order\":{},\"client_cpu_share\":{:.2}}}",
         args.senders.max(1),
         args.connections,
         args.size,
         delivered as f64 / window.seconds,
-        window
-            .server_cpu
-            .map(|cpu| cpu.total().as_secs_f64() * 1e6 / delivered.max(1) as f64)
-            .unwrap_or(f64::NAN),
+        per_delivery(nodes_cpu),
+        per_delivery(window.backend_cpu),
+        percentile(0.5),
+        percentile(0.99),
         deliveries.out_of_order.load(Ordering::Relaxed),
         window.client_cpu / window.seconds
     )
 }
 
-/// A fan-out text message: `SSSS:QQQQQQQQQQQQ` (sender, sequence), padded to `size`.
+/// Microseconds since the Unix epoch: a clock every process on the machine shares, so a
+/// receiver can time a message another process sent.
+fn epoch_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
+}
+
+/// A fan-out text message: `SSSS:QQQQQQQQQQQQ:TTTTTTTTTTTTTTTT` (sender, sequence, send
+/// time in microseconds since the epoch), padded to `size`.
 fn fanout_frame(sender: u32, sequence: u64, size: usize) -> Vec<u8> {
-    let mut payload = format!("{sender:04}:{sequence:012}").into_bytes();
+    let mut payload = format!("{sender:04}:{sequence:012}:{:016}", epoch_micros()).into_bytes();
     payload.resize(size.max(payload.len()), b'a');
     client_frame(0x1, &payload)
 }
 
-/// The sender and sequence number a fan-out message carries.
-fn parse_fanout(payload: &[u8]) -> Option<(u32, u64)> {
-    let text = std::str::from_utf8(payload.get(..17)?).ok()?;
-    let (sender, sequence) = text.split_once(':')?;
-    Some((sender.parse().ok()?, sequence.parse().ok()?))
+/// The sender, sequence number and send time a fan-out message carries.
+fn parse_fanout(payload: &[u8]) -> Option<(u32, u64, u64)> {
+    let text = std::str::from_utf8(payload.get(..34)?).ok()?;
+    let mut fields = text.split(':');
+    Some((
+        fields.next()?.parse().ok()?,
+        fields.next()?.parse().ok()?,
+        fields.next()?.parse().ok()?,
+    ))
 }
 
-/// One room member: counts what arrives and checks each sender's order; as sender
-/// `me`, also keeps `--in-flight` of its own messages outstanding.
+/// One room member: counts what arrives, checks each sender's order and times each
+/// message from its send; as sender `me`, also keeps `--in-flight` of its own messages
+/// outstanding, or with `rate` sends that many a second at an even pace.
 async fn fanout_member(
-    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     me: Option<u32>,
     size: usize,
     in_flight: usize,
+    rate: Option<f64>,
     counters: Arc<Counters>,
     deliveries: Arc<Deliveries>,
 ) {
-    let mut reader = FrameReader::new();
-    let mut next_from: std::collections::HashMap<u32, u64> = Default::default();
+    let (mut read_half, mut write_half) = tokio::io::split(stream);
+    if let (Some(me), Some(rate)) = (me, rate) {
+        // Paced: a writer of its own, and this task only reads.
+        let writer_counters = counters.clone();
+        tokio::spawn(async move {
+            let counters = writer_counters;
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut sequence = 0u64;
+            while !counters.stop.load(Ordering::Acquire) {
+                ticker.tick().await;
+                if write_half
+                    .write_all(&fanout_frame(me, sequence, size))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                sequence += 1;
+            }
+        });
+        let no_writer: Option<&mut tokio::io::Sink> = None;
+        return receive_fanout(
+            &mut read_half,
+            no_writer,
+            None,
+            &counters,
+            &deliveries,
+            |_| Vec::new(),
+        )
+        .await;
+    }
     let mut sent = 0u64;
     if let Some(me) = me {
         let burst: Vec<u8> = (0..in_flight as u64)
             .flat_map(|sequence| fanout_frame(me, sequence, size))
             .collect();
-        if stream.write_all(&burst).await.is_err() {
+        if write_half.write_all(&burst).await.is_err() {
             return;
         }
         sent = in_flight as u64;
     }
+    receive_fanout(
+        &mut read_half,
+        Some(&mut write_half),
+        me,
+        &counters,
+        &deliveries,
+        |own| {
+            let refill: Vec<u8> = (sent..sent + own)
+                .flat_map(|sequence| fanout_frame(me.unwrap_or(0), sequence, size))
+                .collect();
+            sent += own;
+            refill
+        },
+    )
+    .await;
+}
+
+/// Reads a member's messages until told to stop, counting, checking and timing them; after
+/// each read, `refill(own)` is given how many of the sender `me`'s own messages came back
+/// and returns what to write to `writer` in their place.
+async fn receive_fanout<W: AsyncWrite + Unpin>(
+    stream: &mut (impl AsyncRead + Unpin),
+    mut writer: Option<&mut W>,
+    me: Option<u32>,
+    counters: &Counters,
+    deliveries: &Deliveries,
+    mut refill: impl FnMut(u64) -> Vec<u8>,
+) {
+    let mut reader = FrameReader::new();
+    let mut next_from: std::collections::HashMap<u32, u64> = Default::default();
+    let mut samples = Vec::new();
     while !counters.stop.load(Ordering::Acquire) {
         let (mut received, mut own, mut disordered) = (0u64, 0u64, 0u64);
         let read = reader
-            .read_with(&mut stream, |payload| {
+            .read_with(stream, |payload| {
                 received += 1;
-                let Some((sender, sequence)) = parse_fanout(payload) else {
+                let Some((sender, sequence, sent_at)) = parse_fanout(payload) else {
                     disordered += 1;
                     return;
                 };
+                let took = epoch_micros().saturating_sub(sent_at);
+                samples.push(took.min(u32::MAX as u64) as u32);
                 let expected = next_from.entry(sender).or_insert(sequence);
                 if sequence != *expected {
                     disordered += 1;
@@ -853,18 +997,21 @@ async fn fanout_member(
         }
         if counters.measuring.load(Ordering::Acquire) {
             deliveries.count.fetch_add(received, Ordering::Relaxed);
+            deliveries
+                .latencies
+                .lock()
+                .unwrap()
+                .extend(samples.drain(..));
         }
+        samples.clear();
         if disordered > 0 {
             deliveries
                 .out_of_order
                 .fetch_add(disordered, Ordering::Relaxed);
         }
-        if let Some(me) = me {
-            let refill: Vec<u8> = (sent..sent + own)
-                .flat_map(|sequence| fanout_frame(me, sequence, size))
-                .collect();
-            sent += own;
-            if stream.write_all(&refill).await.is_err() {
+        if let Some(writer) = writer.as_mut() {
+            let bytes = refill(own);
+            if !bytes.is_empty() && writer.write_all(&bytes).await.is_err() {
                 break;
             }
         }
