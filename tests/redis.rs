@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::*;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const INSTALL: &str = "apt-get install redis-server";
 
@@ -451,4 +452,30 @@ async fn a_client_of_a_killed_node_reconnects_to_another_and_catches_up() {
         r#"{"wsecho":"history","count":2}"#
     );
     assert_eq!(texts(&mut back, 2).await, ["one", "two"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_fills_the_queue_for_an_unreachable_redis_gets_1013() {
+    let Some(mut redis) = Redis::start().await else {
+        return;
+    };
+    let a = node(&redis).await;
+    let mut sender = member(a.addr, "/chat").await;
+    redis.kill();
+    eventually("/healthz to say 503", || async {
+        health(a.addr).await == 503
+    })
+    .await;
+    // 10,000 wait for Redis; the next one has no room.
+    for number in 0..10_050 {
+        if sender
+            .send(Message::text(format!("m{number}")))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let frame = expect_close_code(&mut sender, CloseCode::Again).await;
+    assert!(frame.reason.contains("cannot reach Redis"), "{frame:?}");
 }
