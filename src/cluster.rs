@@ -35,6 +35,7 @@ use redis::streams::StreamReadReply;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::budget::MemoryBudget;
 use crate::hub::Hub;
 use crate::lock::lock;
 
@@ -173,14 +174,15 @@ impl Cluster {
         }
     }
 
-    /// Appends and reads until the server stops. Spawn it once.
-    pub async fn run(self: Arc<Self>, hub: Arc<Hub>) {
+    /// Appends and reads until the server stops. Spawn it once. Large messages read from
+    /// Redis are charged to `budget` while the members' queues hold them, as local ones are.
+    pub(crate) async fn run(self: Arc<Self>, hub: Arc<Hub>, budget: Arc<MemoryBudget>) {
         let Some(receivers) = lock(&self.receivers).take() else {
             return;
         };
         tokio::join!(
             self.append(receivers.outbox),
-            self.read(receivers.starts, hub.clone()),
+            self.read(receivers.starts, hub.clone(), budget),
             self.presence(hub),
         );
     }
@@ -362,7 +364,12 @@ impl Cluster {
     }
 
     /// Reads the streams of the rooms with members here and delivers their entries to them.
-    async fn read(&self, mut starts: mpsc::UnboundedReceiver<Start>, hub: Arc<Hub>) {
+    async fn read(
+        &self,
+        mut starts: mpsc::UnboundedReceiver<Start>,
+        hub: Arc<Hub>,
+        budget: Arc<MemoryBudget>,
+    ) {
         // Room name → the last entry delivered here (or where its stream stood when the
         // room started here).
         let mut positions: HashMap<String, String> = HashMap::new();
@@ -454,7 +461,7 @@ impl Cluster {
                             let last = delivered.entry((room.to_owned(), node)).or_insert(0);
                             if sequence >= *last {
                                 *last = sequence + 1;
-                                hub.deliver(room, &message);
+                                hub.deliver(room, &budget.charge_shared(message));
                             }
                         }
                         positions.insert(room.to_owned(), entry.id);

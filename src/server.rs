@@ -118,7 +118,12 @@ pub async fn serve_on(
     }
     let cluster = async {
         match &shared.cluster {
-            Some(cluster) => cluster.clone().run(shared.hub.clone()).await,
+            Some(cluster) => {
+                cluster
+                    .clone()
+                    .run(shared.hub.clone(), shared.budget.clone())
+                    .await
+            }
             None => std::future::pending().await,
         }
     };
