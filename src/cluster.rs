@@ -89,8 +89,10 @@ pub struct Cluster {
     shown_url: String,
     outbox: mpsc::Sender<Outgoing>,
     starts: mpsc::UnboundedSender<Start>,
-    /// Whether both connections are up: what `/healthz` reports.
+    /// Whether all three connections are up: what `/healthz` reports.
     connected: AtomicBool,
+    /// Failing to connect has been logged since the node was last connected.
+    reported_down: AtomicBool,
     writer_up: AtomicBool,
     reader_up: AtomicBool,
     /// Every node's rooms as last read from Redis: what `/stats` shows.
@@ -119,11 +121,24 @@ pub struct ClusterView {
 pub struct OutboxFull;
 
 impl Cluster {
-    /// Parses `url` (`redis://[user:password@]host:port[/db]`); connecting happens in
-    /// [`Cluster::run`], and an unreachable Redis is not an error.
-    pub fn new(url: &str) -> Result<Arc<Self>, String> {
-        let client = redis::Client::open(url)
-            .map_err(|error| format!("--redis {}: {error}", without_password(url)))?;
+    /// Parses `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS) and
+    /// reads `ca`, the certificate to trust for TLS instead of the system's; connecting
+    /// happens in [`Cluster::run`], and an unreachable Redis is not an error.
+    pub fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Arc<Self>, String> {
+        let shown = without_password(url);
+        let client = match ca {
+            None => redis::Client::open(url),
+            Some(path) => {
+                let root_cert = std::fs::read(path)
+                    .map_err(|error| format!("--redis-ca {}: {error}", path.display()))?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(url, certificates)
+            }
+        }
+        .map_err(|error| format!("--redis {shown}: {error}"))?;
         let (outbox, outbox_receiver) = mpsc::channel(OUTBOX);
         let (starts, starts_receiver) = mpsc::unbounded_channel();
         Ok(Arc::new(Cluster {
@@ -134,6 +149,7 @@ impl Cluster {
             outbox,
             starts,
             connected: AtomicBool::new(false),
+            reported_down: AtomicBool::new(false),
             view: Mutex::default(),
             presence_up: AtomicBool::new(false),
             writer_up: AtomicBool::new(false),
@@ -263,17 +279,22 @@ impl Cluster {
         }
     }
 
-    /// Records a connection as lost.
+    /// Records a connection as lost, or an attempt as failed; logged once until the node
+    /// is connected again.
     fn lost(&self, up: &AtomicBool, why: &str) {
         up.store(false, Ordering::Relaxed);
         if self.connected.swap(false, Ordering::Relaxed) {
+            self.reported_down.store(true, Ordering::Relaxed);
             warn!("lost Redis at {}: {why}; retrying", self.shown_url);
+        } else if !self.reported_down.swap(true, Ordering::Relaxed) {
+            warn!("cannot reach Redis at {}: {why}; retrying", self.shown_url);
         }
     }
 
     fn update_connected(&self) {
         let both = self.writer_up.load(Ordering::Relaxed) && self.reader_up.load(Ordering::Relaxed);
         if both && !self.connected.swap(true, Ordering::Relaxed) {
+            self.reported_down.store(false, Ordering::Relaxed);
             info!("connected to Redis at {}", self.shown_url);
         }
     }
@@ -334,30 +355,51 @@ impl Cluster {
         }
     }
 
-    /// After reconnecting: a stream that ends before the entry this node delivered last
-    /// belongs to a Redis that lost its data (restarted without it). The room carries on
-    /// from the new stream, with a warning that what was appended meanwhile may be lost.
+    /// After reconnecting: if the entry this node delivered last is no longer in its
+    /// room's stream, Redis lost its data (restarted without it) or trimmed past it. The
+    /// room carries on from the stream as it is, with a warning that messages appended
+    /// meanwhile may be lost.
     async fn check_streams(
         &self,
         connection: &mut MultiplexedConnection,
         positions: &mut HashMap<String, String>,
     ) -> Result<(), ()> {
         for (room, position) in positions.iter_mut() {
-            let end = match stream_tail(connection, room, 0).await {
-                Ok((end, _)) => end,
-                Err(why) => {
-                    self.lost(&self.reader_up, &why);
+            if position == "0-0" {
+                continue;
+            }
+            let mut command = redis::cmd("XRANGE");
+            command
+                .arg(stream_key(room))
+                .arg(&*position)
+                .arg(&*position);
+            let found = tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                command.query_async::<redis::streams::StreamRangeReply>(connection),
+            )
+            .await;
+            let still_there = match found {
+                Ok(Ok(reply)) => !reply.ids.is_empty(),
+                Ok(Err(error)) => {
+                    self.lost(&self.reader_up, &error.to_string());
+                    return Err(());
+                }
+                Err(_) => {
+                    self.lost(&self.reader_up, "no answer to XRANGE");
                     return Err(());
                 }
             };
-            if stream_id(&end) < stream_id(position) {
+            if !still_there {
                 warn!(
                     room = room.as_str();
-                    "room {room}: Redis no longer has its stream up to the last message \
-                     delivered here (restarted without its data?); messages appended \
-                     meanwhile may be lost; carrying on from the stream as it is"
+                    "room {room}: Redis no longer has the last message delivered here \
+                     (restarted without its data?); messages appended meanwhile may be \
+                     lost; carrying on from the stream as it is"
                 );
-                *position = end;
+                // Read the stream from its start: what is in it was appended after the
+                // loss, and whatever this node has already delivered is told apart by its
+                // node and sequence number.
+                *position = "0-0".to_owned();
             }
         }
         Ok(())
@@ -531,12 +573,6 @@ async fn stream_tail(
     Ok((end, messages))
 }
 
-/// A stream entry ID (`<milliseconds>-<sequence>`) as a pair that orders as Redis does.
-fn stream_id(id: &str) -> (u64, u64) {
-    let (time, sequence) = id.split_once('-').unwrap_or((id, "0"));
-    (time.parse().unwrap_or(0), sequence.parse().unwrap_or(0))
-}
-
 /// What an entry holds: the node that appended it (`n`), its sequence number there (`s`),
 /// and the message: `t` says text or binary, `d` has the payload.
 fn entry_message(fields: &HashMap<String, redis::Value>) -> Option<(u64, u64, Message)> {
@@ -595,13 +631,6 @@ mod tests {
     }
 
     #[test]
-    fn stream_ids_order_by_time_then_sequence() {
-        assert!(stream_id("1700000000000-5") < stream_id("1700000000001-0"));
-        assert!(stream_id("1700000000000-5") < stream_id("1700000000000-10"));
-        assert_eq!(stream_id("0-0"), (0, 0));
-    }
-
-    #[test]
     fn passwords_are_left_out_of_the_url_shown() {
         assert_eq!(
             without_password("redis://user:secret@host:6379/2"),
@@ -619,7 +648,7 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_an_error_that_hides_the_password() {
-        let error = Cluster::new("http://user:secret@host")
+        let error = Cluster::new("http://user:secret@host", None)
             .err()
             .expect("an error");
         assert!(!error.contains("secret"), "{error}");

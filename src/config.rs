@@ -155,10 +155,20 @@ pub struct Config {
     pub history: usize,
 
     /// Broadcast mode: share rooms with other wsecho nodes through this Redis
-    /// (`redis://[user:password@]host:port[/db]`); every node delivers a room's messages
-    /// in the same order.
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` over TLS); every node
+    /// delivers a room's messages in the same order.
     #[arg(help_heading = "Broadcast", long, value_name = "URL")]
     pub redis: Option<String>,
+
+    /// With a `rediss://` URL: the PEM certificate (or CA) to trust for Redis, instead of
+    /// the system's trust store.
+    #[arg(
+        help_heading = "Broadcast",
+        long,
+        value_name = "FILE",
+        requires = "redis"
+    )]
+    pub redis_ca: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -168,7 +178,7 @@ impl Config {
             if self.mode != Mode::Broadcast {
                 return Err("--redis shares broadcast rooms: it needs --mode broadcast".into());
             }
-            crate::cluster::Cluster::new(url)?;
+            crate::cluster::Cluster::new(url, self.redis_ca.as_deref())?;
         }
         if self.history > self.max_queue {
             return Err(format!(

@@ -76,7 +76,11 @@ impl Shared {
             _ if config.welcome.is_empty() => None,
             _ => Some(Utf8Bytes::from(config.welcome.clone())),
         };
-        let cluster = match config.redis.as_deref().map(Cluster::new).transpose() {
+        let cluster = config
+            .redis
+            .as_deref()
+            .map(|url| Cluster::new(url, config.redis_ca.as_deref()));
+        let cluster = match cluster.transpose() {
             Ok(cluster) => cluster,
             Err(error) => {
                 // `Config::check` refuses this before anything starts; a library caller

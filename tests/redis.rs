@@ -50,8 +50,13 @@ impl Redis {
     }
 
     fn spawn(binary: &Path, port: u16, dir: &Path) -> Child {
+        Self::spawn_with(binary, &["--port", &port.to_string()], dir)
+    }
+
+    fn spawn_with(binary: &Path, listen: &[&str], dir: &Path) -> Child {
         Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(listen)
             .arg("--dir")
             .arg(dir)
             .args([
@@ -66,6 +71,53 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server")
+    }
+
+    /// Starts one that speaks only TLS, with a self-signed certificate for 127.0.0.1;
+    /// returns it and the certificate's PEM file.
+    async fn start_tls() -> Option<(Redis, PathBuf)> {
+        let binary = required_tool("redis-server", INSTALL)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("wsecho-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let child = Self::spawn_with(
+            &binary,
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                cert.to_str().unwrap(),
+                "--tls-key-file",
+                key.to_str().unwrap(),
+                "--tls-auth-clients",
+                "no",
+            ],
+            &dir,
+        );
+        let redis = Redis {
+            binary,
+            child,
+            port,
+            dir,
+        };
+        // Up once it accepts TCP on its TLS port.
+        eventually("redis-server to listen for TLS", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        Some((redis, cert))
     }
 
     async fn wait_until_up(&self) {
@@ -269,6 +321,10 @@ async fn an_unreachable_redis_at_start_is_not_an_error_but_healthz_says_503() {
     let url = format!("redis://127.0.0.1:{port}");
     let server = ServerProcess::start(&["--mode", "broadcast", "--redis", &url]).await;
     assert_eq!(health(server.addr).await, 503);
+    eventually("the failure to connect logged once", || async {
+        server.log().matches("cannot reach Redis at").count() == 1
+    })
+    .await;
     let body = get(server.addr, "/healthz").await.body;
     assert!(String::from_utf8_lossy(&body).contains("Redis"));
     // Clients are still served; their messages wait for Redis.
@@ -478,4 +534,41 @@ async fn a_sender_that_fills_the_queue_for_an_unreachable_redis_gets_1013() {
     }
     let frame = expect_close_code(&mut sender, CloseCode::Again).await;
     assert!(frame.reason.contains("cannot reach Redis"), "{frame:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_shared_over_rediss_trusting_the_given_certificate() {
+    let Some((redis, cert)) = Redis::start_tls().await else {
+        return;
+    };
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let args = [
+        "--mode",
+        "broadcast",
+        "--redis",
+        &url,
+        "--redis-ca",
+        cert.to_str().unwrap(),
+    ];
+    let (a, b) = (
+        ServerProcess::start(&args).await,
+        ServerProcess::start(&args).await,
+    );
+    eventually("both nodes connected", || async {
+        health(a.addr).await == 200 && health(b.addr).await == 200
+    })
+    .await;
+    let mut sender = member(a.addr, "/secure").await;
+    let mut reader = member(b.addr, "/secure").await;
+    send_text(&mut sender, "over TLS").await;
+    assert_eq!(next_text(&mut reader).await, "over TLS");
+    // Without the certificate, the system's trust store does not know it: no connection.
+    let untrusting = ServerProcess::start(&["--mode", "broadcast", "--redis", &url]).await;
+    eventually("the failure to connect logged", || async {
+        untrusting
+            .log()
+            .contains("cannot reach Redis at rediss://127.0.0.1:")
+    })
+    .await;
+    assert_eq!(health(untrusting.addr).await, 503);
 }
