@@ -40,6 +40,8 @@ struct TaskStream {
     waker: Waker,
     /// The connection's standing with the memory budget, asked before every read.
     account: Account,
+    /// Bytes have arrived since the keepalive last asked (see [`Socket::take_progress`]).
+    progressed: bool,
 }
 
 impl TaskStream {
@@ -70,6 +72,7 @@ impl Read for TaskStream {
         self.poll(|stream, context| stream.poll_read(context, &mut buffer))?;
         let count = buffer.filled().len();
         self.account.read(count);
+        self.progressed |= count > 0;
         Ok(count)
     }
 }
@@ -122,6 +125,7 @@ impl Socket {
             stream: ReadAhead::new(stream),
             waker: Waker::noop().clone(),
             account,
+            progressed: false,
         };
         Socket {
             websocket: WebSocket::from_partially_read(stream, tail, Role::Server, Some(config)),
@@ -250,6 +254,13 @@ impl Socket {
     /// themselves; a loop that may be waiting on a write checks this when it wakes.
     pub(crate) fn is_evicted_for_memory(&self) -> bool {
         self.websocket.get_ref().account.is_evicted()
+    }
+
+    /// Whether any bytes have arrived since the last call: a client in the middle of a large
+    /// message cannot answer a ping until the message ends (a control frame cannot go inside
+    /// a frame), but it is not silent.
+    pub(crate) fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.websocket.get_mut().progressed)
     }
 
     /// Whether reading is paused until the memory budget has room.

@@ -140,6 +140,42 @@ async fn a_silent_client_is_pinged_then_closed() {
 }
 
 #[tokio::test]
+async fn a_client_sending_a_large_message_slowly_is_not_timed_out_while_bytes_arrive() {
+    let server = TestServer::start(Config {
+        mode: Mode::Raw,
+        ..quick_timeouts()
+    })
+    .await;
+    let mut stream = raw_websocket(server.addr).await;
+    // One 64 KiB binary frame, masked with a zero key, trickled in over about 2.5 s: more
+    // than ping interval + ping timeout (0.8 s), during which a ping cannot be answered
+    // (a control frame cannot go inside a frame).
+    let size = 64 * 1024;
+    let mut frame = vec![0x82, 0x80 | 127];
+    frame.extend_from_slice(&(size as u64).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    stream.write_all(&frame).await.unwrap();
+    let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    for chunk in payload.chunks(size / 25) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stream.write_all(chunk).await.unwrap();
+    }
+    // Pings may have come meanwhile; then the echo, whole.
+    loop {
+        let (opcode, echoed) = read_server_frame(&mut stream).await.expect("a frame");
+        match opcode {
+            0x9 => continue,
+            0x2 => {
+                assert_eq!(echoed, payload);
+                break;
+            }
+            other => panic!("expected the echo, got opcode {other:#x}: {echoed:?}"),
+        }
+    }
+    server.shut_down().await;
+}
+
+#[tokio::test]
 async fn a_client_that_answers_pings_stays_connected() {
     let server = TestServer::start(Config {
         mode: Mode::Raw,

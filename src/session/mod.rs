@@ -162,8 +162,9 @@ impl<'a> Session<'a> {
     fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> Result<(), End> {
         // A quiet moment: let the metrics catch up with a connection that sends little.
         self.traffic.flush(self.metrics);
-        if self.socket.is_paused_for_memory() {
-            // Held back by the server, not silent: it cannot be heard until it may send.
+        // Held back by the server, or in the middle of a message: not silent, though it
+        // cannot answer a ping yet.
+        if self.socket.take_progress() || self.socket.is_paused_for_memory() {
             self.keepalive.heard();
         }
         match self.keepalive.on_timer() {
