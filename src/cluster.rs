@@ -227,27 +227,21 @@ impl Cluster {
                     .arg("PX")
                     .arg(PRESENCE_TTL_MS);
                 let read = async {
-                    publish.query_async::<()>(&mut connection).await?;
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{PRESENCE_PREFIX}*"))
-                        .query_async(&mut connection)
-                        .await?;
+                    query::<()>(&publish, &mut connection).await?;
+                    let mut list = redis::cmd("KEYS");
+                    list.arg(format!("{PRESENCE_PREFIX}*"));
+                    let keys: Vec<String> = query(&list, &mut connection).await?;
                     if keys.is_empty() {
                         return Ok(Vec::new());
                     }
-                    redis::cmd("MGET")
-                        .arg(&keys)
-                        .query_async::<Vec<Option<String>>>(&mut connection)
-                        .await
+                    let mut get = redis::cmd("MGET");
+                    get.arg(&keys);
+                    query::<Vec<Option<String>>>(&get, &mut connection).await
                 };
-                match tokio::time::timeout(COMMAND_TIMEOUT, read).await {
-                    Ok(Ok(published)) => *lock(&self.view) = summed(&published),
-                    Ok(Err(error)) => {
-                        self.lost(&self.presence_up, &error.to_string());
-                        break;
-                    }
-                    Err(_) => {
-                        self.lost(&self.presence_up, "no answer to the room sizes");
+                match read.await {
+                    Ok(published) => *lock(&self.view) = summed(&published),
+                    Err(why) => {
+                        self.lost(&self.presence_up, &why);
                         break;
                     }
                 }
@@ -333,23 +327,10 @@ impl Cluster {
                     .arg(kind)
                     .arg("d")
                     .arg(payload.as_ref());
-                let appended = tokio::time::timeout(
-                    COMMAND_TIMEOUT,
-                    command.query_async::<String>(&mut connection),
-                )
-                .await;
-                match appended {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => {
-                        retry = Some(next);
-                        self.lost(&self.writer_up, &error.to_string());
-                        break;
-                    }
-                    Err(_) => {
-                        retry = Some(next);
-                        self.lost(&self.writer_up, "no answer to XADD");
-                        break;
-                    }
+                if let Err(why) = query::<String>(&command, &mut connection).await {
+                    retry = Some(next);
+                    self.lost(&self.writer_up, &why);
+                    break;
                 }
             }
         }
@@ -373,22 +354,14 @@ impl Cluster {
                 .arg(stream_key(room))
                 .arg(&*position)
                 .arg(&*position);
-            let found = tokio::time::timeout(
-                COMMAND_TIMEOUT,
-                command.query_async::<redis::streams::StreamRangeReply>(connection),
-            )
-            .await;
-            let still_there = match found {
-                Ok(Ok(reply)) => !reply.ids.is_empty(),
-                Ok(Err(error)) => {
-                    self.lost(&self.reader_up, &error.to_string());
-                    return Err(());
-                }
-                Err(_) => {
-                    self.lost(&self.reader_up, "no answer to XRANGE");
-                    return Err(());
-                }
-            };
+            let still_there =
+                match query::<redis::streams::StreamRangeReply>(&command, connection).await {
+                    Ok(reply) => !reply.ids.is_empty(),
+                    Err(why) => {
+                        self.lost(&self.reader_up, &why);
+                        return Err(());
+                    }
+                };
             if !still_there {
                 warn!(
                     room = room.as_str();
@@ -478,19 +451,11 @@ impl Cluster {
                 for room in &rooms {
                     command.arg(&positions[*room]);
                 }
-                let read = tokio::time::timeout(
-                    COMMAND_TIMEOUT,
-                    command.query_async::<Option<StreamReadReply>>(&mut connection),
-                )
-                .await;
-                let reply = match read {
-                    Ok(Ok(reply)) => reply,
-                    Ok(Err(error)) => {
-                        self.lost(&self.reader_up, &error.to_string());
-                        break;
-                    }
-                    Err(_) => {
-                        self.lost(&self.reader_up, "no answer to XREAD");
+                let reply = match query::<Option<StreamReadReply>>(&command, &mut connection).await
+                {
+                    Ok(reply) => reply,
+                    Err(why) => {
+                        self.lost(&self.reader_up, &why);
                         break;
                     }
                 };
@@ -538,6 +503,24 @@ fn stream_key(room: &str) -> String {
     format!("{STREAM_PREFIX}{room}")
 }
 
+/// Runs `command`, giving up after [`COMMAND_TIMEOUT`]; the error, for the log, names the
+/// command when Redis did not answer.
+async fn query<T: redis::FromRedisValue>(
+    command: &redis::Cmd,
+    connection: &mut MultiplexedConnection,
+) -> Result<T, String> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, command.query_async(connection)).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(_) => {
+            let name = match command.args_iter().next() {
+                Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
+                _ => "a command".to_owned(),
+            };
+            Err(format!("no answer to {name}"))
+        }
+    }
+}
+
 /// The ID of the last entry in `room`'s stream (`0-0` if it has none), and the messages of
 /// its last `count` entries, oldest first.
 async fn stream_tail(
@@ -552,13 +535,7 @@ async fn stream_tail(
         .arg("-")
         .arg("COUNT")
         .arg(count.max(1));
-    let tail = tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        command.query_async::<redis::streams::StreamRangeReply>(connection),
-    )
-    .await
-    .map_err(|_| "no answer to XREVRANGE".to_owned())?
-    .map_err(|error| error.to_string())?;
+    let tail: redis::streams::StreamRangeReply = query(&command, connection).await?;
     let end = tail
         .ids
         .first()

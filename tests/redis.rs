@@ -31,13 +31,7 @@ impl Redis {
     /// Starts one, or returns `None` (having said so) where `redis-server` is not installed.
     async fn start() -> Option<Redis> {
         let binary = required_tool("redis-server", INSTALL)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("wsecho-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let (port, dir) = port_and_dir();
         let child = Self::spawn(&binary, port, &dir);
         let redis = Redis {
             binary,
@@ -77,13 +71,7 @@ impl Redis {
     /// returns it and the certificate's PEM file.
     async fn start_tls() -> Option<(Redis, PathBuf)> {
         let binary = required_tool("redis-server", INSTALL)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("wsecho-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let (port, dir) = port_and_dir();
         let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&cert, made.cert.pem()).unwrap();
@@ -149,6 +137,23 @@ impl Drop for Redis {
     }
 }
 
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free port for a Redis, and a fresh data directory of its own.
+fn port_and_dir() -> (u16, PathBuf) {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("wsecho-redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    (port, dir)
+}
+
 /// Whether a Redis answers `PING` on `port`.
 async fn ping(port: u16) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -166,7 +171,14 @@ async fn ping(port: u16) -> bool {
 }
 
 async fn node(redis: &Redis) -> ServerProcess {
-    ServerProcess::start(&["--mode", "broadcast", "--redis", &redis.url()]).await
+    node_with(&redis.url(), &[]).await
+}
+
+/// A broadcast node sharing rooms through the Redis at `url`, with more flags.
+async fn node_with(url: &str, extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--mode", "broadcast", "--redis", url];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&args).await
 }
 
 async fn member(addr: SocketAddr, room: &str) -> Client {
@@ -313,13 +325,8 @@ async fn a_bad_redis_url_or_mode_is_a_start_up_error() {
 #[tokio::test]
 async fn an_unreachable_redis_at_start_is_not_an_error_but_healthz_says_503() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let server = ServerProcess::start(&["--mode", "broadcast", "--redis", &url]).await;
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let server = node_with(&url, &[]).await;
     assert_eq!(health(server.addr).await, 503);
     eventually("the failure to connect logged once", || async {
         server.log().matches("cannot reach Redis at").count() == 1
@@ -411,17 +418,10 @@ async fn with_history_a_joiner_on_another_node_gets_the_rooms_last_messages() {
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let args = [
-        "--mode",
-        "broadcast",
-        "--history",
-        "5",
-        "--redis",
-        &redis.url(),
-    ];
+    let history = ["--history", "5"];
     let (a, b) = (
-        ServerProcess::start(&args).await,
-        ServerProcess::start(&args).await,
+        node_with(&redis.url(), &history).await,
+        node_with(&redis.url(), &history).await,
     );
     let mut sender = member(a.addr, "/chat").await;
     for number in 1..=8 {
@@ -480,17 +480,10 @@ async fn a_client_of_a_killed_node_reconnects_to_another_and_catches_up() {
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let args = [
-        "--mode",
-        "broadcast",
-        "--history",
-        "10",
-        "--redis",
-        &redis.url(),
-    ];
+    let history = ["--history", "10"];
     let (mut a, b) = (
-        ServerProcess::start(&args).await,
-        ServerProcess::start(&args).await,
+        node_with(&redis.url(), &history).await,
+        node_with(&redis.url(), &history).await,
     );
     let mut talker = member(b.addr, "/chat").await;
     let mut listener = member(a.addr, "/chat").await;
@@ -542,18 +535,8 @@ async fn rooms_are_shared_over_rediss_trusting_the_given_certificate() {
         return;
     };
     let url = format!("rediss://127.0.0.1:{}", redis.port);
-    let args = [
-        "--mode",
-        "broadcast",
-        "--redis",
-        &url,
-        "--redis-ca",
-        cert.to_str().unwrap(),
-    ];
-    let (a, b) = (
-        ServerProcess::start(&args).await,
-        ServerProcess::start(&args).await,
-    );
+    let trust = ["--redis-ca", cert.to_str().unwrap()];
+    let (a, b) = (node_with(&url, &trust).await, node_with(&url, &trust).await);
     eventually("both nodes connected", || async {
         health(a.addr).await == 200 && health(b.addr).await == 200
     })
@@ -563,7 +546,7 @@ async fn rooms_are_shared_over_rediss_trusting_the_given_certificate() {
     send_text(&mut sender, "over TLS").await;
     assert_eq!(next_text(&mut reader).await, "over TLS");
     // Without the certificate, the system's trust store does not know it: no connection.
-    let untrusting = ServerProcess::start(&["--mode", "broadcast", "--redis", &url]).await;
+    let untrusting = node_with(&url, &[]).await;
     eventually("the failure to connect logged", || async {
         untrusting
             .log()
