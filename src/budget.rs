@@ -4,10 +4,11 @@
 //! sending a 60 MiB message stay under `--max-message-size` and still exhaust a 24 GiB
 //! machine. The budget bounds the sum. It is charged where wsecho already sees the bytes,
 //! on the read path: what a client has sent of the message now arriving. tungstenite keeps
-//! the buffers a large message needed (its read buffer, and in echo modes the copy of the
-//! reply in its write buffer) until the connection ends, so a connection's charge is the
-//! largest message it has had in flight, times two where a reply copies it, and is given back
-//! when the connection closes. The first [`ALLOWANCE`] bytes of each message are free, so
+//! the read buffer a large message needed until the connection ends, so a connection's
+//! charge is the largest message it has had in flight, and is given back when the connection
+//! closes. Echo modes are charged twice over: echo mode's reply is a prefixed copy, and a raw
+//! reply, written from the received payload itself, keeps its read buffer from being reused
+//! until it has gone out. The first [`ALLOWANCE`] bytes of each message are free, so
 //! clients sending ordinary messages never touch the budget.
 //!
 //! When a read would take the budget past its limit, the reader is paused: nothing more is
@@ -152,7 +153,7 @@ impl MemoryBudget {
     }
 
     /// A fresh account for one connection. `copies` is how many times the server holds each
-    /// byte of a message it reads: 2 when a reply copies it into tungstenite's write buffer.
+    /// byte of a message it reads: 2 when a reply may hold a second copy of it.
     /// `pause_when_full`: the connection's messages are held again elsewhere (broadcast
     /// queues), so its large messages wait whenever the budget is over its limit.
     pub(crate) fn account(self: &Arc<Self>, copies: usize, pause_when_full: bool) -> Account {
@@ -483,8 +484,8 @@ impl Account {
         admission
     }
 
-    /// Asks whether a broadcast delivery of `length` bytes may be handed to tungstenite,
-    /// which copies it into its write buffer. Charges for it if it is larger than any
+    /// Asks whether a broadcast delivery of `length` bytes may be copied into tungstenite's
+    /// write buffer. Charges for it if it is larger than any
     /// before; `waker` is woken when a paused write may try again.
     pub(crate) fn admit_write(&mut self, length: usize, waker: &Waker) -> Admission {
         if length <= self.written {

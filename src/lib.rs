@@ -38,6 +38,7 @@ mod lock;
 mod mailbox;
 mod metrics;
 mod open_files;
+mod outbox;
 mod read_ahead;
 mod server;
 mod session;

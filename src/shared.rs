@@ -18,6 +18,7 @@ use crate::cluster::Cluster;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::socket::WRITE_AHEAD;
 use crate::tls::Tls;
 
 /// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
@@ -26,10 +27,6 @@ use crate::tls::Tls;
 /// pouring in, so this can be small enough to keep an idle connection within a few KB. The
 /// README's performance section has the measurements behind the choice.
 const READ_BUFFER_SIZE: usize = 512;
-
-/// Replies are collected up to this many bytes before tungstenite writes them to the socket;
-/// a batch of replies is flushed at the end in any case.
-const WRITE_BUFFER_SIZE: usize = 64 * 1024;
 
 /// The configuration and everything derived from it, shared by every connection task.
 pub(crate) struct Shared {
@@ -60,12 +57,12 @@ impl Shared {
     pub(crate) fn new(config: Config, tls: Option<Tls>) -> Self {
         let websocket_config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_SIZE)
-            .write_buffer_size(WRITE_BUFFER_SIZE)
+            .write_buffer_size(WRITE_AHEAD)
             // Room for what is waiting to go out plus the largest reply; a connection never
             // queues more, because sending waits for the socket before queueing the next
             // message, and a client that stops reading is dropped after the ping timeout.
             .max_write_buffer_size(
-                WRITE_BUFFER_SIZE
+                WRITE_AHEAD
                     .saturating_add(config.max_message_size)
                     .saturating_add(64),
             )
@@ -108,8 +105,8 @@ impl Shared {
         }
     }
 
-    /// A new connection's account with the memory budget. Echo modes hold each message
-    /// twice (the reply is a copy in tungstenite's write buffer); broadcast holds it once,
+    /// A new connection's account with the memory budget. Echo modes may hold each message
+    /// twice (see `budget`); broadcast holds it once,
     /// and again in its room's queues, so a sender waits whenever the budget is full.
     pub(crate) fn budget_account(&self) -> Account {
         match self.config.mode {

@@ -17,10 +17,13 @@ use std::task::{Context, Poll, Waker};
 
 use crate::stream::ClientStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 
 use crate::budget::{Account, Admission};
+use crate::outbox::Outbox;
 use crate::read_ahead::ReadAhead;
 
 /// A server-side WebSocket owned by one task, with the async operations a session needs.
@@ -42,6 +45,11 @@ struct TaskStream {
     account: Account,
     /// Bytes have arrived since the keepalive last asked (see [`Socket::take_progress`]).
     progressed: bool,
+    /// Data frames, written from their own payloads rather than through tungstenite's
+    /// buffer (see `outbox`); tungstenite's own writes go through it too.
+    outbox: Outbox,
+    /// A data message went into tungstenite's buffer and may still be there.
+    tungstenite_holds_data: bool,
 }
 
 impl TaskStream {
@@ -77,15 +85,50 @@ impl Read for TaskStream {
     }
 }
 
+impl TaskStream {
+    /// A vectored write to the socket, "would block" when it cannot take anything.
+    fn write_vectored(
+        stream: &mut ReadAhead<ClientStream>,
+        context: &mut Context<'_>,
+        slices: &[io::IoSlice<'_>],
+    ) -> io::Result<usize> {
+        match Pin::new(stream).poll_write_vectored(context, slices) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+/// tungstenite's writes: its control frames, the close handshake, and small data messages.
 impl Write for TaskStream {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.poll(|stream, context| stream.poll_write(context, bytes))
+        let mut context = Context::from_waker(&self.waker);
+        let stream = &mut self.stream;
+        self.outbox.write_for_tungstenite(bytes, |slices| {
+            Self::write_vectored(stream, &mut context, slices)
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        // tungstenite flushes once its buffer is written out.
+        self.outbox.tungstenite_done();
+        self.tungstenite_holds_data = false;
+        if self.outbox.queued() > 0 {
+            let mut context = Context::from_waker(&self.waker);
+            let stream = &mut self.stream;
+            self.outbox
+                .write_all(|slices| Self::write_vectored(stream, &mut context, slices))?;
+        }
         self.poll(|stream, context| stream.poll_flush(context))
     }
 }
+
+/// Replies are collected up to this many bytes before they are written to the socket; a batch
+/// of replies is written out at its end in any case.
+pub(crate) const WRITE_AHEAD: usize = 64 * 1024;
+
+/// Data messages from this size on are written from their own payloads (see `outbox`).
+const ZERO_COPY_FROM: usize = 4 * 1024;
 
 /// The error a read fails with once the memory budget has chosen this connection to close.
 pub(crate) const EVICTED: &str = "closed to free memory for other clients";
@@ -126,6 +169,8 @@ impl Socket {
             waker: Waker::noop().clone(),
             account,
             progressed: false,
+            outbox: Outbox::default(),
+            tungstenite_holds_data: false,
         };
         Socket {
             websocket: WebSocket::from_partially_read(stream, tail, Role::Server, Some(config)),
@@ -212,9 +257,26 @@ impl Socket {
     }
 
     /// [`Socket::feed`] without the wait, for when nothing is backed up: the socket then
-    /// takes the message at once (tungstenite queues what it cannot write yet). Any wake-up
-    /// goes to the task's waker from its latest poll of this socket.
+    /// takes the message at once (what it cannot write yet stays queued). Any wake-up goes to
+    /// the task's waker from its latest poll of this socket.
+    ///
+    /// Text and binary messages of [`ZERO_COPY_FROM`] bytes or more go to the outbox, which
+    /// writes them without copying their payloads; anything else is copied into
+    /// tungstenite's buffer, which for small messages costs less than holding on to their
+    /// payloads (each one keeps the buffer it was read into from being reused). Either way
+    /// the socket is written once [`WRITE_AHEAD`] bytes are waiting.
     pub(crate) fn feed_now(&mut self, message: Message) -> Result<(), Error> {
+        let message = if message.len() >= ZERO_COPY_FROM {
+            match self.feed_outbox(message)? {
+                Some(message) => message,
+                None => return Ok(()),
+            }
+        } else {
+            if message.is_text() || message.is_binary() {
+                self.websocket.get_mut().tungstenite_holds_data = true;
+            }
+            message
+        };
         match self.websocket.write(message) {
             // Queued; the socket just could not take all of it yet.
             Err(error) if is_would_block(&error) => {
@@ -223,6 +285,33 @@ impl Socket {
             }
             other => other,
         }
+    }
+
+    /// Queues a large data message in the outbox, or hands it back (as a frame) when it must
+    /// go through tungstenite: a control frame, a connection that is closing (tungstenite
+    /// words the error), or tungstenite still holding an earlier message the socket has no
+    /// room for (the outbox's frames go out before tungstenite's).
+    #[inline(never)]
+    fn feed_outbox(&mut self, message: Message) -> Result<Option<Message>, Error> {
+        let (kind, payload) = match message {
+            Message::Text(text) => (Data::Text, Bytes::from(text)),
+            Message::Binary(bytes) => (Data::Binary, bytes),
+            control => return Ok(Some(control)),
+        };
+        if !self.websocket.can_write()
+            || (self.websocket.get_ref().tungstenite_holds_data && self.try_flush()?.is_pending())
+        {
+            let frame = Frame::message(payload, OpCode::Data(kind), true);
+            return Ok(Some(Message::Frame(frame)));
+        }
+        let stream = self.websocket.get_mut();
+        stream.outbox.push(kind, payload);
+        if stream.outbox.queued() >= WRITE_AHEAD
+            && let Poll::Ready(Err(error)) = self.try_flush()
+        {
+            return Err(error);
+        }
+        Ok(None)
     }
 
     /// Writes out everything queued.
@@ -235,6 +324,11 @@ impl Socket {
     /// attempt finishes.
     pub(crate) fn poll_flush(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.set_waker(context);
+        self.try_flush()
+    }
+
+    /// [`Socket::poll_flush`] with the waker already in place.
+    fn try_flush(&mut self) -> Poll<Result<(), Error>> {
         let Poll::Ready(flushed) = pending_if_blocked(self.websocket.flush()) else {
             self.backed_up = true;
             return Poll::Pending;
@@ -244,9 +338,14 @@ impl Socket {
     }
 
     /// Whether the memory budget lets a broadcast delivery of `length` bytes be handed to
-    /// tungstenite now. When it says wait, the task is woken when there may be room.
+    /// the socket now. When it says wait, the task is woken when there may be room. Only a
+    /// delivery that may be copied into tungstenite's buffer is charged (see
+    /// [`Socket::feed_now`]); one written from its shared payload holds nothing more.
     pub(crate) fn admit_write(&mut self, length: usize) -> Admission {
         let stream = self.websocket.get_mut();
+        if length >= ZERO_COPY_FROM && !stream.tungstenite_holds_data {
+            return Admission::Read;
+        }
         stream.account.admit_write(length, &stream.waker)
     }
 

@@ -184,3 +184,79 @@ async fn serves_200_concurrent_clients() {
     }
     server.shut_down().await;
 }
+
+/// Replies of every size (small ones are copied into tungstenite's buffer, large ones are
+/// written from their own payloads) and pongs, through a socket whose small buffers make the
+/// server's writes stop part-way all the time: every reply arrives whole and in order, every
+/// pong answers a ping that was sent, and the close handshake comes after the last reply.
+#[tokio::test]
+async fn replies_of_every_size_and_pongs_interleave_whole_and_in_order() {
+    let server = TestServer::with_mode(Mode::Raw).await;
+    let client = server
+        .connect_with_buffers("/", Some(4096), Some(4096))
+        .await;
+    let (mut sink, mut stream) = client.split();
+    let sizes = [10usize, 5_000, 200_000, 3_000, 70_000, 0, 4_096, 4_095];
+    let messages: Vec<Message> = (0..120)
+        .map(|i| {
+            let size = sizes[i % sizes.len()];
+            let mut payload: Vec<u8> = (0..size).map(|j| (i * 7 + j) as u8).collect();
+            payload.splice(0..size.min(4), (i as u32).to_be_bytes());
+            if i % 3 == 0 {
+                let text: String = payload.iter().map(|b| (b'a' + b % 26) as char).collect();
+                Message::text(format!("{i}:{text}"))
+            } else {
+                Message::binary(payload)
+            }
+        })
+        .collect();
+    let to_send = messages.clone();
+    let writer = tokio::spawn(async move {
+        for (i, message) in to_send.into_iter().enumerate() {
+            sink.feed(message).await.unwrap();
+            if i % 5 == 0 {
+                let ping = format!("ping {i}");
+                sink.feed(Message::Ping(ping.into_bytes().into()))
+                    .await
+                    .unwrap();
+            }
+        }
+        sink.flush().await.unwrap();
+        sink
+    });
+    let mut pongs = Vec::new();
+    for (i, expected) in messages.iter().enumerate() {
+        let reply = loop {
+            match within("a reply", stream.next()).await.unwrap().unwrap() {
+                Message::Pong(payload) => pongs.push(String::from_utf8(payload.to_vec()).unwrap()),
+                other => break other,
+            }
+        };
+        assert!(&reply == expected, "reply {i} differs from message {i}");
+    }
+    let mut sink = within("the writer", writer).await.unwrap();
+    within("close", sink.send(Message::Close(None)))
+        .await
+        .unwrap();
+    loop {
+        match within("the close reply", stream.next()).await {
+            Some(Ok(Message::Pong(payload))) => {
+                pongs.push(String::from_utf8(payload.to_vec()).unwrap())
+            }
+            Some(Ok(Message::Close(_))) => break,
+            other => panic!("expected only pongs before the close reply, got {other:?}"),
+        }
+    }
+    // A pong may stand for several pings (RFC 6455 §5.5.3), but each answers one that was
+    // sent, in the order they were sent.
+    assert!(!pongs.is_empty(), "no pong came back");
+    let sent: Vec<usize> = pongs
+        .iter()
+        .map(|pong| pong.strip_prefix("ping ").unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        sent.iter().all(|i| i % 5 == 0) && sent.is_sorted(),
+        "pongs: {sent:?}"
+    );
+    server.shut_down().await;
+}
