@@ -90,9 +90,6 @@ enum Growth {
     /// Room for this many more bytes of a message being read. Past half the budget, one
     /// reader at a time.
     Read(usize),
-    /// Room for this many more bytes of a message being written (a broadcast delivery
-    /// copied into tungstenite's write buffer).
-    Write(usize),
     /// No more room, but the budget must not be over its limit: a broadcast sender, whose
     /// every message is held again in its room's queues.
     Stay,
@@ -162,7 +159,6 @@ impl MemoryBudget {
             holder: None,
             in_progress: 0,
             covered: ALLOWANCE,
-            written: ALLOWANCE,
             pause_when_full,
             copies,
             paused: false,
@@ -183,7 +179,7 @@ impl MemoryBudget {
         holder.waker.clone_from(waker);
         let held = self.held.load(Ordering::Relaxed);
         let growth_bytes = match growth {
-            Growth::Read(bytes) | Growth::Write(bytes) => bytes,
+            Growth::Read(bytes) => bytes,
             Growth::Stay => 0,
         };
         let after = held.saturating_add(growth_bytes);
@@ -194,7 +190,7 @@ impl MemoryBudget {
         let lower_half = after <= self.limit / 2;
         let fits = match growth {
             Growth::Read(_) => lower_half || (after <= self.limit && may_take_upper_half),
-            Growth::Write(_) | Growth::Stay => after <= self.limit,
+            Growth::Stay => after <= self.limit,
         };
         if fits {
             if !lower_half && matches!(growth, Growth::Read(_)) {
@@ -430,9 +426,6 @@ pub(crate) struct Account {
     in_progress: usize,
     /// The message size the charge already covers (the allowance is free).
     covered: usize,
-    /// The largest broadcast delivery the charge covers, as tungstenite's write buffer
-    /// keeps that much once it has held it.
-    written: usize,
     pause_when_full: bool,
     copies: usize,
     paused: bool,
@@ -480,25 +473,6 @@ impl Account {
         self.in_line |= admission != Admission::Evicted;
         if admission == Admission::Read {
             self.covered = target;
-        }
-        admission
-    }
-
-    /// Asks whether a broadcast delivery of `length` bytes may be copied into tungstenite's
-    /// write buffer. Charges for it if it is larger than any
-    /// before; `waker` is woken when a paused write may try again.
-    pub(crate) fn admit_write(&mut self, length: usize, waker: &Waker) -> Admission {
-        if length <= self.written {
-            return if self.is_evicted() {
-                Admission::Evicted
-            } else {
-                Admission::Read
-            };
-        }
-        let target = length.max(self.written + STEP.max(self.written / 8));
-        let admission = self.ask(Growth::Write(target - self.written), waker);
-        if admission == Admission::Read {
-            self.written = target;
         }
         admission
     }

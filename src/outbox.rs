@@ -1,12 +1,17 @@
-//! Data frames on their way to the client, written from the payloads they carry.
+//! Data frames on their way to the client: small ones copied, large ones written from the
+//! payloads they carry.
 //!
 //! tungstenite's `write` copies every frame, payload and all, into its write buffer before
 //! the socket sees it: for an echoed 64 KiB message that is a 64 KiB copy per message (6% of
-//! the server's CPU, pipelined 64 KiB), and in broadcast mode every member copies every
-//! message. A reply's payload is already in a `Bytes` (the received message's own, or the
-//! room's shared one), so here a data frame is queued as its header, formatted by
-//! tungstenite's `FrameHeader`, beside that `Bytes`, and the queue goes out in vectored
-//! writes: one system call for many frames, and no copy in user space.
+//! the server's CPU, pipelined 64 KiB), and for a small message the copy is the least of it:
+//! its write path (the message turned into a frame, checked, buffered, formatted) took a
+//! sixth of the server's CPU in a busy broadcast room, run once per member for every
+//! message. Here a data frame's header is formatted by tungstenite's `FrameHeader`; a small
+//! frame is copied with it into one buffer, and a large one is queued as that header beside
+//! its payload's `Bytes` (the received message's own, or the room's shared one). The queue
+//! goes out in vectored writes: one system call for many frames, and no copy of a large
+//! payload in user space. (Writing small payloads from their own `Bytes` too measured worse:
+//! the kernel's cost per slice is more than the copy.)
 //!
 //! Control frames (pongs, pings, the close handshake) stay with tungstenite, which owns their
 //! rules, and its writes come through here too ([`Outbox::write_for_tungstenite`]), so that
@@ -22,6 +27,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 /// The longest header of an unmasked frame (a server's): two bytes and a 64-bit length.
 const MAX_HEADER: usize = 10;
 
+/// Payloads from this size on are written from their own `Bytes`; smaller ones are copied.
+/// A large payload held until it is written can keep its read buffer from being reused, which
+/// costs an allocation: more than copying a small one.
+const SHARE_FROM: usize = 4 * 1024;
+
 /// Frames handed to one vectored write at most (two slices each).
 const FRAMES_PER_WRITE: usize = 32;
 
@@ -32,10 +42,14 @@ const SHRINK_ABOVE: usize = 64;
 /// The data frames queued for one client, oldest first.
 #[derive(Default)]
 pub(crate) struct Outbox {
-    frames: VecDeque<Frame>,
+    /// Frames written from their own payloads; all of them go before `copied`.
+    shared: VecDeque<Frame>,
+    /// Small frames, copied in whole, after everything in `shared`.
+    copied: Vec<u8>,
     /// Bytes queued and not yet written, headers included.
     queued: usize,
-    /// Bytes of the oldest frame already written: a write may stop anywhere.
+    /// Bytes already written of the oldest frame in `shared`, or of `copied` when `shared` is
+    /// empty: a write may stop anywhere.
     written: usize,
     /// tungstenite's last write stopped inside its buffer, possibly inside a frame: its bytes
     /// go on before the outbox's. The outbox is only ever left part-written by a write of its
@@ -43,7 +57,7 @@ pub(crate) struct Outbox {
     tungstenite_mid_write: bool,
 }
 
-/// One whole, unfragmented data frame.
+/// One frame, or a run of copied frames (no header of its own), written from `payload`.
 struct Frame {
     header: [u8; MAX_HEADER],
     header_len: u8,
@@ -77,14 +91,28 @@ impl Outbox {
         let mut unused = &mut bytes[..];
         // Writing at most MAX_HEADER bytes into a slice of that size cannot fail.
         let _ = header.format(payload.len() as u64, &mut unused);
-        let header_len = (MAX_HEADER - unused.len()) as u8;
-        let frame = Frame {
+        let header_len = MAX_HEADER - unused.len();
+        self.queued += header_len + payload.len();
+        if payload.len() < SHARE_FROM {
+            self.copied.extend_from_slice(&bytes[..header_len]);
+            self.copied.extend_from_slice(&payload);
+            return;
+        }
+        if !self.copied.is_empty() {
+            // The copied frames go first: they become an entry of their own (how much of
+            // them is written carries over, as they are now the oldest entry).
+            let copied = Bytes::from(std::mem::take(&mut self.copied));
+            self.shared.push_back(Frame {
+                header: [0; MAX_HEADER],
+                header_len: 0,
+                payload: copied,
+            });
+        }
+        self.shared.push_back(Frame {
             header: bytes,
-            header_len,
+            header_len: header_len as u8,
             payload,
-        };
-        self.queued += frame.len();
-        self.frames.push_back(frame);
+        });
     }
 
     /// Bytes waiting to be written.
@@ -118,27 +146,36 @@ impl Outbox {
         &mut self,
         mut write_vectored: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<()> {
-        while !self.frames.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
-            let mut count = 0;
-            let mut offset = self.written;
-            for frame in self.frames.iter().take(FRAMES_PER_WRITE) {
-                for part in frame.slices_from(offset) {
-                    if !part.is_empty() {
-                        slices[count] = IoSlice::new(part);
-                        count += 1;
+        while self.queued > 0 {
+            let written = if self.shared.is_empty() {
+                // Small frames only, the usual case: one slice.
+                write_vectored(&[IoSlice::new(&self.copied[self.written..])])?
+            } else {
+                let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE + 1];
+                let mut count = 0;
+                let mut offset = self.written;
+                for frame in self.shared.iter().take(FRAMES_PER_WRITE) {
+                    for part in frame.slices_from(offset) {
+                        if !part.is_empty() {
+                            slices[count] = IoSlice::new(part);
+                            count += 1;
+                        }
                     }
+                    offset = 0;
                 }
-                offset = 0;
-            }
-            let written = write_vectored(&slices[..count])?;
+                if self.shared.len() <= FRAMES_PER_WRITE && offset < self.copied.len() {
+                    slices[count] = IoSlice::new(&self.copied[offset..]);
+                    count += 1;
+                }
+                write_vectored(&slices[..count])?
+            };
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             self.advance(written);
         }
-        if self.frames.capacity() > SHRINK_ABOVE {
-            self.frames.shrink_to(SHRINK_ABOVE);
+        if self.shared.capacity() > SHRINK_ABOVE {
+            self.shared.shrink_to(SHRINK_ABOVE);
         }
         Ok(())
     }
@@ -146,7 +183,7 @@ impl Outbox {
     /// Drops the `count` bytes just written from the front of the queue.
     fn advance(&mut self, mut count: usize) {
         self.queued -= count;
-        while let Some(front) = self.frames.front() {
+        while let Some(front) = self.shared.front() {
             let rest = front.len() - self.written;
             if count < rest {
                 self.written += count;
@@ -154,7 +191,12 @@ impl Outbox {
             }
             count -= rest;
             self.written = 0;
-            self.frames.pop_front();
+            self.shared.pop_front();
+        }
+        self.written += count;
+        if self.written == self.copied.len() {
+            self.written = 0;
+            self.copied.clear();
         }
     }
 }
@@ -175,12 +217,17 @@ mod tests {
         bytes
     }
 
+    /// Copied and shared frames, mixed.
     fn frames() -> Vec<(Data, Vec<u8>)> {
         vec![
             (Data::Text, b"hello".to_vec()),
             (Data::Binary, vec![7u8; 300]),
             (Data::Binary, vec![]),
             (Data::Text, vec![b'x'; 70_000]),
+            (Data::Binary, vec![8u8; SHARE_FROM - 1]),
+            (Data::Binary, vec![9u8; SHARE_FROM]),
+            (Data::Binary, vec![10u8; SHARE_FROM]),
+            (Data::Text, b"last".to_vec()),
         ]
     }
 
@@ -253,39 +300,43 @@ mod tests {
         assert_eq!(outbox.queued(), 0);
     }
 
-    /// A socket that takes a few bytes at a time and sometimes nothing ("would block"): the
-    /// bytes still come out whole and in order, across calls.
+    /// A socket that takes a few bytes at a time and sometimes nothing ("would block"), with
+    /// frames queued between the attempts: the bytes still come out whole and in order.
     #[test]
     fn short_and_blocked_writes_resume_where_they_stopped() {
         let frames = frames();
         let expected = formatted_by_tungstenite(&frames);
-        let mut outbox = queued(&frames);
+        let mut outbox = Outbox::default();
         let mut written = Vec::new();
         let mut calls = 0usize;
-        while outbox.queued() > 0 {
-            let result = outbox.write_all(|slices| {
-                calls += 1;
-                if calls.is_multiple_of(3) {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                let budget = [1, 4, 9, 1000, 7][calls % 5];
-                let mut taken = 0;
-                for slice in slices {
-                    let take = (budget - taken).min(slice.len());
-                    written.extend_from_slice(&slice[..take]);
-                    taken += take;
-                    if taken == budget {
-                        break;
-                    }
-                }
-                Ok(taken)
-            });
-            match result {
-                Ok(()) => break,
-                Err(error) => assert_eq!(error.kind(), io::ErrorKind::WouldBlock),
+        let mut stuttering = |slices: &[IoSlice<'_>]| {
+            calls += 1;
+            if calls.is_multiple_of(3) {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
+            let budget = [1, 4, 9, 1000, 7][calls % 5];
+            let mut taken = 0;
+            for slice in slices {
+                let take = (budget - taken).min(slice.len());
+                written.extend_from_slice(&slice[..take]);
+                taken += take;
+                if taken == budget {
+                    break;
+                }
+            }
+            Ok(taken)
+        };
+        let mut attempt = |outbox: &mut Outbox| match outbox.write_all(&mut stuttering) {
+            Ok(()) => {}
+            Err(error) => assert_eq!(error.kind(), io::ErrorKind::WouldBlock),
+        };
+        for (kind, payload) in &frames {
+            outbox.push(*kind, Bytes::from(payload.clone()));
+            attempt(&mut outbox);
+        }
+        while outbox.queued() > 0 {
+            attempt(&mut outbox);
         }
         assert_eq!(written, expected);
-        assert_eq!(outbox.queued(), 0);
     }
 }

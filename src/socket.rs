@@ -17,8 +17,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::stream::ClientStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 
@@ -48,8 +47,6 @@ struct TaskStream {
     /// Data frames, written from their own payloads rather than through tungstenite's
     /// buffer (see `outbox`); tungstenite's own writes go through it too.
     outbox: Outbox,
-    /// A data message went into tungstenite's buffer and may still be there.
-    tungstenite_holds_data: bool,
 }
 
 impl TaskStream {
@@ -99,7 +96,7 @@ impl TaskStream {
     }
 }
 
-/// tungstenite's writes: its control frames, the close handshake, and small data messages.
+/// tungstenite's writes: its control frames and the close handshake.
 impl Write for TaskStream {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut context = Context::from_waker(&self.waker);
@@ -112,7 +109,6 @@ impl Write for TaskStream {
     fn flush(&mut self) -> io::Result<()> {
         // tungstenite flushes once its buffer is written out.
         self.outbox.tungstenite_done();
-        self.tungstenite_holds_data = false;
         if self.outbox.queued() > 0 {
             let mut context = Context::from_waker(&self.waker);
             let stream = &mut self.stream;
@@ -126,9 +122,6 @@ impl Write for TaskStream {
 /// Replies are collected up to this many bytes before they are written to the socket; a batch
 /// of replies is written out at its end in any case.
 pub(crate) const WRITE_AHEAD: usize = 64 * 1024;
-
-/// Data messages from this size on are written from their own payloads (see `outbox`).
-const ZERO_COPY_FROM: usize = 4 * 1024;
 
 /// The error a read fails with once the memory budget has chosen this connection to close.
 pub(crate) const EVICTED: &str = "closed to free memory for other clients";
@@ -170,7 +163,6 @@ impl Socket {
             account,
             progressed: false,
             outbox: Outbox::default(),
-            tungstenite_holds_data: false,
         };
         Socket {
             websocket: WebSocket::from_partially_read(stream, tail, Role::Server, Some(config)),
@@ -260,58 +252,32 @@ impl Socket {
     /// takes the message at once (what it cannot write yet stays queued). Any wake-up goes to
     /// the task's waker from its latest poll of this socket.
     ///
-    /// Text and binary messages of [`ZERO_COPY_FROM`] bytes or more go to the outbox, which
-    /// writes them without copying their payloads; anything else is copied into
-    /// tungstenite's buffer, which for small messages costs less than holding on to their
-    /// payloads (each one keeps the buffer it was read into from being reused). Either way
-    /// the socket is written once [`WRITE_AHEAD`] bytes are waiting.
+    /// Text and binary messages go to the outbox (see `outbox`), which is written out once it
+    /// holds [`WRITE_AHEAD`] bytes; control frames go through tungstenite.
     pub(crate) fn feed_now(&mut self, message: Message) -> Result<(), Error> {
-        let message = if message.len() >= ZERO_COPY_FROM {
-            match self.feed_outbox(message)? {
-                Some(message) => message,
-                None => return Ok(()),
-            }
-        } else {
-            if message.is_text() || message.is_binary() {
-                self.websocket.get_mut().tungstenite_holds_data = true;
-            }
-            message
-        };
-        match self.websocket.write(message) {
-            // Queued; the socket just could not take all of it yet.
-            Err(error) if is_would_block(&error) => {
-                self.backed_up = true;
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    /// Queues a large data message in the outbox, or hands it back (as a frame) when it must
-    /// go through tungstenite: a control frame, a connection that is closing (tungstenite
-    /// words the error), or tungstenite still holding an earlier message the socket has no
-    /// room for (the outbox's frames go out before tungstenite's).
-    #[inline(never)]
-    fn feed_outbox(&mut self, message: Message) -> Result<Option<Message>, Error> {
         let (kind, payload) = match message {
-            Message::Text(text) => (Data::Text, Bytes::from(text)),
-            Message::Binary(bytes) => (Data::Binary, bytes),
-            control => return Ok(Some(control)),
+            Message::Text(text) if self.websocket.can_write() => (Data::Text, Bytes::from(text)),
+            Message::Binary(bytes) if self.websocket.can_write() => (Data::Binary, bytes),
+            // A control frame, or a connection that is closing (tungstenite words the error).
+            other => {
+                return match self.websocket.write(other) {
+                    // Queued; the socket just could not take all of it yet.
+                    Err(error) if is_would_block(&error) => {
+                        self.backed_up = true;
+                        Ok(())
+                    }
+                    other => other,
+                };
+            }
         };
-        if !self.websocket.can_write()
-            || (self.websocket.get_ref().tungstenite_holds_data && self.try_flush()?.is_pending())
-        {
-            let frame = Frame::message(payload, OpCode::Data(kind), true);
-            return Ok(Some(Message::Frame(frame)));
-        }
-        let stream = self.websocket.get_mut();
-        stream.outbox.push(kind, payload);
-        if stream.outbox.queued() >= WRITE_AHEAD
+        let outbox = &mut self.websocket.get_mut().outbox;
+        outbox.push(kind, payload);
+        if outbox.queued() >= WRITE_AHEAD
             && let Poll::Ready(Err(error)) = self.try_flush()
         {
             return Err(error);
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Writes out everything queued.
@@ -335,18 +301,6 @@ impl Socket {
         };
         self.backed_up = false;
         Poll::Ready(closed_is_done(flushed))
-    }
-
-    /// Whether the memory budget lets a broadcast delivery of `length` bytes be handed to
-    /// the socket now. When it says wait, the task is woken when there may be room. Only a
-    /// delivery that may be copied into tungstenite's buffer is charged (see
-    /// [`Socket::feed_now`]); one written from its shared payload holds nothing more.
-    pub(crate) fn admit_write(&mut self, length: usize) -> Admission {
-        let stream = self.websocket.get_mut();
-        if length >= ZERO_COPY_FROM && !stream.tungstenite_holds_data {
-            return Admission::Read;
-        }
-        stream.account.admit_write(length, &stream.waker)
     }
 
     /// Whether the memory budget has chosen this connection to close. Reads notice by

@@ -26,7 +26,6 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::end::End;
 use super::{AfterBatch, BATCH, Session};
-use crate::budget::Admission;
 use crate::hub::Membership;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -69,8 +68,6 @@ pub(crate) async fn run(
     let mut kicked_out = pin!(eviction.evicted());
     // Running while the socket is backed up: the longest a write may wait for room.
     let mut write_deadline: Option<Pin<Box<Sleep>>> = None;
-    // Taken from the queue, waiting for the memory budget to let it into the socket.
-    let mut held_back: Option<Message> = None;
     loop {
         let wake = poll_fn(|context| {
             if shutdown.poll_recv(context).is_ready() {
@@ -100,21 +97,10 @@ pub(crate) async fn run(
                 // attempt), the next backlog gets a deadline of its own.
                 write_deadline = None;
             }
-            if !session.socket.is_backed_up() {
-                let next = match held_back.take() {
-                    Some(message) => Some(message),
-                    None => match member.queue.poll_take(context) {
-                        Poll::Ready(message) => Some(message),
-                        Poll::Pending => None,
-                    },
-                };
-                if let Some(message) = next {
-                    match session.socket.admit_write(message.len()) {
-                        Admission::Read => return Poll::Ready(Wake::Outgoing(message)),
-                        Admission::Wait => held_back = Some(message),
-                        Admission::Evicted => return Poll::Ready(Wake::ShortOfMemory),
-                    }
-                }
+            if !session.socket.is_backed_up()
+                && let Poll::Ready(message) = member.queue.poll_take(context)
+            {
+                return Poll::Ready(Wake::Outgoing(message));
             }
             if let Poll::Ready(received) = session.socket.poll_next(context) {
                 return Poll::Ready(Wake::Socket(received));
@@ -132,7 +118,7 @@ pub(crate) async fn run(
             Wake::WriteFailed(error) => return Err(End::from_error(error)),
             Wake::ShortOfMemory => return Err(End::ShortOfMemory),
             Wake::Outgoing(first) => {
-                held_back = write_queued(session, &mut member, first)?;
+                write_queued(session, &mut member, first)?;
                 session.flush_now().await?;
             }
             Wake::Socket(first) => {
@@ -167,28 +153,22 @@ pub(crate) async fn run(
 
 /// Hands `first` and whatever else is already queued (up to [`BATCH`]) to the socket, and
 /// stops early once the socket is backed up: the rest waits in the member's queue, where it
-/// counts towards eviction. A message the memory budget does not let into the socket yet is
-/// returned, to go first once there is room.
+/// counts towards eviction.
 fn write_queued(
     session: &mut Session<'_>,
     member: &mut Membership,
     first: Message,
-) -> Result<Option<Message>, End> {
+) -> Result<(), End> {
     let mut next = first;
     for _ in 1..BATCH {
         session.send_now(next)?;
         if session.socket.is_backed_up() {
-            return Ok(None);
+            return Ok(());
         }
-        let Some(message) = member.queue.try_take() else {
-            return Ok(None);
-        };
-        match session.socket.admit_write(message.len()) {
-            Admission::Read => next = message,
-            Admission::Wait => return Ok(Some(message)),
-            Admission::Evicted => return Err(End::ShortOfMemory),
+        match member.queue.try_take() {
+            Some(message) => next = message,
+            None => return Ok(()),
         }
     }
-    session.send_now(next)?;
-    Ok(None)
+    session.send_now(next)
 }
