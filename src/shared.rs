@@ -18,7 +18,6 @@ use crate::cluster::Cluster;
 use crate::config::{Config, Mode};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::socket::WRITE_AHEAD;
 use crate::tls::Tls;
 
 /// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
@@ -27,6 +26,10 @@ use crate::tls::Tls;
 /// pouring in, so this can be small enough to keep an idle connection within a few KB. The
 /// README's performance section has the measurements behind the choice.
 const READ_BUFFER_SIZE: usize = 512;
+
+/// Bytes of control frames tungstenite collects before writing them, and half of what it may
+/// hold.
+const CONTROL_WRITE_BUFFER: usize = 4 * 1024;
 
 /// The configuration and everything derived from it, shared by every connection task.
 pub(crate) struct Shared {
@@ -57,15 +60,13 @@ impl Shared {
     pub(crate) fn new(config: Config, tls: Option<Tls>) -> Self {
         let websocket_config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_SIZE)
-            .write_buffer_size(WRITE_AHEAD)
-            // Room for what is waiting to go out plus the largest reply; a connection never
-            // queues more, because sending waits for the socket before queueing the next
-            // message, and a client that stops reading is dropped after the ping timeout.
-            .max_write_buffer_size(
-                WRITE_AHEAD
-                    .saturating_add(config.max_message_size)
-                    .saturating_add(64),
-            )
+            // tungstenite writes only control frames (data goes through `outbox`), and holds
+            // few: an answer to a ping it cannot write yet waits there, and a client that
+            // sends pings and never reads would pile them up (a broadcast member's socket is
+            // read while its writes wait). Past the limit tungstenite keeps only the latest,
+            // which is all RFC 6455 asks.
+            .write_buffer_size(CONTROL_WRITE_BUFFER)
+            .max_write_buffer_size(2 * CONTROL_WRITE_BUFFER)
             .max_message_size(Some(config.max_message_size))
             .max_frame_size(Some(config.max_message_size));
         let welcome = match config.mode {

@@ -121,7 +121,7 @@ impl Write for TaskStream {
 
 /// Replies are collected up to this many bytes before they are written to the socket; a batch
 /// of replies is written out at its end in any case.
-pub(crate) const WRITE_AHEAD: usize = 64 * 1024;
+const WRITE_AHEAD: usize = 64 * 1024;
 
 /// The error a read fails with once the memory budget has chosen this connection to close.
 pub(crate) const EVICTED: &str = "closed to free memory for other clients";

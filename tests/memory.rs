@@ -360,3 +360,32 @@ async fn broadcast_to_200_slow_readers_stays_within_the_budget() {
     sender_drain.abort();
     server.terminate().await;
 }
+
+/// A broadcast member's socket is read while what is written to it waits, so a client that
+/// sends pings and never reads gets a pong queued for each; the server keeps only a few KiB of
+/// them (RFC 6455 asks only that the latest ping be answered), not one per ping.
+#[tokio::test]
+async fn a_client_that_floods_pings_and_never_reads_cannot_pile_up_pongs() {
+    let server = ServerProcess::start(&["--mode", "broadcast", "--welcome", ""]).await;
+    let mut stream = raw_websocket(server.addr).await;
+    let before = server.rss();
+    let ping = frame(0x9, &[b'p'; 125], MASK);
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 8_000)
+        .collect();
+    // 40 MB of pings, whose pongs are far more than the sockets' buffers take.
+    for _ in 0..40 {
+        within("the flood", stream.write_all(&burst)).await.unwrap();
+    }
+    let grown = server.rss().saturating_sub(before);
+    assert!(
+        grown < 8 * MIB as u64,
+        "the server grew by {} KiB while pongs went unread",
+        grown / 1024
+    );
+    drop(stream);
+    server.terminate().await;
+}

@@ -94,6 +94,9 @@ impl End {
                 End::ShortOfMemory
             }
             Error::Io(error) => End::Vanished(error.to_string()),
+            // Only control frames go through tungstenite's buffer (see `outbox`); full, it
+            // means the client has not read what it was sent.
+            Error::WriteBufferFull(_) => End::NotReading,
             Error::Utf8(_) => End::Violation(close_frame(CloseCode::Invalid, "invalid UTF-8")),
             Error::Capacity(error) => {
                 End::Violation(close_frame(CloseCode::Size, &error.to_string()))
