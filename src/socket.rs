@@ -83,13 +83,20 @@ impl Read for TaskStream {
 }
 
 impl TaskStream {
-    /// A vectored write to the socket, "would block" when it cannot take anything.
+    /// A write of `slices` to the socket, "would block" when it cannot take anything.
     fn write_vectored(
         stream: &mut ReadAhead<ClientStream>,
         context: &mut Context<'_>,
         slices: &[io::IoSlice<'_>],
     ) -> io::Result<usize> {
-        match Pin::new(stream).poll_write_vectored(context, slices) {
+        // One slice (small frames only, the usual case) is a plain write: the kernel's
+        // vectored write costs more per call (measured: echo with 1000 connections, 7% more
+        // server CPU per message).
+        let written = match slices {
+            [slice] => Pin::new(stream).poll_write(context, slice),
+            _ => Pin::new(stream).poll_write_vectored(context, slices),
+        };
+        match written {
             Poll::Ready(result) => result,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
