@@ -9,7 +9,8 @@
 //! wake-up goes through both. A session here is one task that both reads and writes, so the
 //! stream is simply polled with that task's own waker, which saves that work on every
 //! operation and two heap objects per connection. The protocol itself (framing, masking,
-//! UTF-8, control frames, the close handshake) stays tungstenite's.
+//! UTF-8, control frames, the close handshake) stays tungstenite's; only the writing of data
+//! frames, with headers tungstenite formats, happens beside its write buffer (see `outbox`).
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -84,7 +85,7 @@ impl Read for TaskStream {
 
 impl TaskStream {
     /// A write of `slices` to the socket, "would block" when it cannot take anything.
-    fn write_vectored(
+    fn write_slices(
         stream: &mut ReadAhead<ClientStream>,
         context: &mut Context<'_>,
         slices: &[io::IoSlice<'_>],
@@ -109,7 +110,7 @@ impl Write for TaskStream {
         let mut context = Context::from_waker(&self.waker);
         let stream = &mut self.stream;
         self.outbox.write_for_tungstenite(bytes, |slices| {
-            Self::write_vectored(stream, &mut context, slices)
+            Self::write_slices(stream, &mut context, slices)
         })
     }
 
@@ -120,7 +121,7 @@ impl Write for TaskStream {
             let mut context = Context::from_waker(&self.waker);
             let stream = &mut self.stream;
             self.outbox
-                .write_all(|slices| Self::write_vectored(stream, &mut context, slices))?;
+                .write_all(|slices| Self::write_slices(stream, &mut context, slices))?;
         }
         self.poll(|stream, context| stream.poll_flush(context))
     }
