@@ -8,9 +8,7 @@
 //! whose queue overflows is evicted (1013), and one whose socket takes nothing for the ping
 //! timeout is dropped as not reading. A large message is charged to the memory budget once
 //! for all the queues that hold it, and is written to each member from that one payload
-//! (`outbox`); a delivery that has to be copied into tungstenite's write buffer instead (it
-//! queues behind a small message the socket has not taken yet) is charged too, and waits when
-//! the budget has no room. A sender's next large message waits while the budget is full.
+//! (`outbox`); a sender's next large message waits while the budget is full.
 //!
 //! Like the echo loop, the wait is hand-written: whether the socket is backed up decides
 //! what the loop may do (take more from the queue, or only retry the write), which is state
