@@ -145,7 +145,7 @@ impl Cluster {
             client,
             node: random_node_id(),
             next_sequence: std::sync::atomic::AtomicU64::new(0),
-            shown_url: without_password(url),
+            shown_url: shown,
             outbox,
             starts,
             connected: AtomicBool::new(false),

@@ -56,7 +56,6 @@ impl<S> ReadAhead<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
-    #[inline]
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -107,8 +107,8 @@ impl Shared {
     }
 
     /// A new connection's account with the memory budget. Echo modes may hold each message
-    /// twice (see `budget`); broadcast holds it once,
-    /// and again in its room's queues, so a sender waits whenever the budget is full.
+    /// twice (see `budget`); broadcast holds it once, and again in its room's queues, so a
+    /// sender waits whenever the budget is full.
     pub(crate) fn budget_account(&self) -> Account {
         match self.config.mode {
             Mode::Echo | Mode::Raw => self.budget.account(2, false),

@@ -174,6 +174,11 @@ async fn node(redis: &Redis) -> ServerProcess {
     node_with(&redis.url(), &[]).await
 }
 
+/// Two nodes sharing the Redis at `url`, both with `extra` flags.
+async fn two_nodes(url: &str, extra: &[&str]) -> (ServerProcess, ServerProcess) {
+    (node_with(url, extra).await, node_with(url, extra).await)
+}
+
 /// A broadcast node sharing rooms through the Redis at `url`, with more flags.
 async fn node_with(url: &str, extra: &[&str]) -> ServerProcess {
     let mut args = vec!["--mode", "broadcast", "--redis", url];
@@ -210,7 +215,7 @@ async fn members_on_two_nodes_see_every_message_in_one_order() {
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (a, b) = two_nodes(&redis.url(), &[]).await;
     let mut senders = vec![member(a.addr, "/room").await, member(b.addr, "/room").await];
     let mut readers = [member(a.addr, "/room").await, member(b.addr, "/room").await];
     let mut elsewhere = member(b.addr, "/other").await;
@@ -265,7 +270,7 @@ async fn nothing_is_lost_or_repeated_when_redis_crashes_and_comes_back() {
     let Some(mut redis) = Redis::start().await else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (a, b) = two_nodes(&redis.url(), &[]).await;
     let mut sender = member(a.addr, "/chat").await;
     let mut reader = member(b.addr, "/chat").await;
     for number in 0..50 {
@@ -345,7 +350,7 @@ async fn a_redis_paused_for_5_seconds_is_a_blip_with_nothing_lost_or_repeated() 
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (a, b) = two_nodes(&redis.url(), &[]).await;
     let mut sender = member(a.addr, "/chat").await;
     let mut reader = member(b.addr, "/chat").await;
     send_text(&mut sender, "before").await;
@@ -392,7 +397,7 @@ async fn after_redis_restarts_without_its_data_the_nodes_carry_on_and_say_so() {
     let Some(mut redis) = Redis::start().await else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (a, b) = two_nodes(&redis.url(), &[]).await;
     let mut sender = member(a.addr, "/chat").await;
     let mut reader = member(b.addr, "/chat").await;
     send_text(&mut sender, "before").await;
@@ -419,10 +424,7 @@ async fn with_history_a_joiner_on_another_node_gets_the_rooms_last_messages() {
         return;
     };
     let history = ["--history", "5"];
-    let (a, b) = (
-        node_with(&redis.url(), &history).await,
-        node_with(&redis.url(), &history).await,
-    );
+    let (a, b) = two_nodes(&redis.url(), &history).await;
     let mut sender = member(a.addr, "/chat").await;
     for number in 1..=8 {
         send_text(&mut sender, &format!("m{number}")).await;
@@ -456,7 +458,7 @@ async fn stats_count_the_nodes_and_each_rooms_members_on_all_of_them() {
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (a, b) = two_nodes(&redis.url(), &[]).await;
     let _members = [
         member(a.addr, "/x").await,
         member(a.addr, "/x").await,
@@ -481,10 +483,7 @@ async fn a_client_of_a_killed_node_reconnects_to_another_and_catches_up() {
         return;
     };
     let history = ["--history", "10"];
-    let (mut a, b) = (
-        node_with(&redis.url(), &history).await,
-        node_with(&redis.url(), &history).await,
-    );
+    let (mut a, b) = two_nodes(&redis.url(), &history).await;
     let mut talker = member(b.addr, "/chat").await;
     let mut listener = member(a.addr, "/chat").await;
     send_text(&mut talker, "one").await;
@@ -536,7 +535,7 @@ async fn rooms_are_shared_over_rediss_trusting_the_given_certificate() {
     };
     let url = format!("rediss://127.0.0.1:{}", redis.port);
     let trust = ["--redis-ca", cert.to_str().unwrap()];
-    let (a, b) = (node_with(&url, &trust).await, node_with(&url, &trust).await);
+    let (a, b) = two_nodes(&url, &trust).await;
     eventually("both nodes connected", || async {
         health(a.addr).await == 200 && health(b.addr).await == 200
     })
