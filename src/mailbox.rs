@@ -71,7 +71,7 @@ impl Mailbox {
             None => {
                 // A burst that once filled the queue need not keep its memory while idle.
                 if state.messages.capacity() > SHRINK_ABOVE {
-                    state.messages.shrink_to(0);
+                    state.messages.shrink_to(SHRINK_ABOVE);
                 }
                 match &mut state.waiting {
                     Some(waker) => waker.clone_from(context.waker()),
@@ -82,15 +82,30 @@ impl Mailbox {
         }
     }
 
-    /// The oldest message, if there is one, without waiting.
     /// Queues `messages` for a member that has not started taking yet (a room's history),
     /// whatever the capacity: `--history` is checked against `--max-queue` at start.
     pub(crate) fn preload(&self, messages: impl IntoIterator<Item = Message>) {
         lock(&self.state).messages.extend(messages);
     }
 
-    pub(crate) fn try_take(&self) -> Option<Message> {
-        lock(&self.state).messages.pop_front()
+    /// Moves up to `limit` of the oldest messages into `taken`, under one lock: a busy
+    /// member's task takes its queue a batch at a time rather than locking per message.
+    pub(crate) fn take_up_to(&self, limit: usize, taken: &mut VecDeque<Message>) {
+        let mut state = lock(&self.state);
+        let count = limit.min(state.messages.len());
+        taken.extend(state.messages.drain(..count));
+    }
+
+    /// Puts back, ahead of everything queued since, messages that were taken but could not
+    /// be written yet: they wait, and count towards the capacity, as if never taken.
+    pub(crate) fn put_back(&self, unsent: &mut VecDeque<Message>) {
+        if unsent.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        while let Some(message) = unsent.pop_back() {
+            state.messages.push_front(message);
+        }
     }
 }
 
@@ -115,11 +130,38 @@ mod tests {
         assert!(mailbox.deliver(Message::text("one")).is_ok());
         assert!(mailbox.deliver(Message::text("two")).is_ok());
         assert!(mailbox.deliver(Message::text("three")).is_err());
-        assert_eq!(mailbox.try_take(), Some(Message::text("one")));
+        let mut taken = VecDeque::new();
+        mailbox.take_up_to(1, &mut taken);
+        assert_eq!(taken, [Message::text("one")]);
         assert!(mailbox.deliver(Message::text("three")).is_ok());
-        assert_eq!(mailbox.try_take(), Some(Message::text("two")));
-        assert_eq!(mailbox.try_take(), Some(Message::text("three")));
-        assert_eq!(mailbox.try_take(), None);
+        mailbox.take_up_to(5, &mut taken);
+        assert_eq!(
+            taken,
+            ["one", "two", "three"].map(Message::text),
+            "a batch takes what is queued, oldest first"
+        );
+        mailbox.take_up_to(5, &mut taken);
+        assert_eq!(taken.len(), 3, "nothing left to take");
+    }
+
+    #[test]
+    fn messages_put_back_come_out_first_and_count_towards_the_capacity() {
+        let mailbox = Mailbox::new(3);
+        for text in ["a", "b", "c"] {
+            assert!(mailbox.deliver(Message::text(text)).is_ok());
+        }
+        let mut taken = VecDeque::new();
+        mailbox.take_up_to(3, &mut taken);
+        assert!(mailbox.deliver(Message::text("d")).is_ok());
+        taken.pop_front();
+        mailbox.put_back(&mut taken);
+        assert!(taken.is_empty());
+        assert!(
+            mailbox.deliver(Message::text("e")).is_err(),
+            "b, c (put back) and d fill a queue of 3"
+        );
+        mailbox.take_up_to(3, &mut taken);
+        assert_eq!(taken, ["b", "c", "d"].map(Message::text));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! what the loop may do (take more from the queue, or only retry the write), which is state
 //! a `tokio::select!` branch cannot see change between polls.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
@@ -54,7 +55,7 @@ pub(crate) async fn run(
 ) -> Result<Infallible, End> {
     let max_queue = session.config.max_queue;
     let write_limit = session.config.ping_timeout;
-    let mut member = shared.hub.join(room, session.peer, max_queue);
+    let member = shared.hub.join(room, session.peer, max_queue);
     let eviction = member.eviction();
     if let Some(cluster) = &shared.cluster
         && member.first
@@ -66,6 +67,7 @@ pub(crate) async fn run(
     let mut kicked_out = pin!(eviction.evicted());
     // Running while the socket is backed up: the longest a write may wait for room.
     let mut write_deadline: Option<Pin<Box<Sleep>>> = None;
+    let mut taken = VecDeque::new();
     loop {
         let wake = poll_fn(|context| {
             if shutdown.poll_recv(context).is_ready() {
@@ -116,7 +118,7 @@ pub(crate) async fn run(
             Wake::WriteFailed(error) => return Err(End::from_error(error)),
             Wake::ShortOfMemory => return Err(End::ShortOfMemory),
             Wake::Outgoing(first) => {
-                write_queued(session, &mut member, first)?;
+                write_queued(session, &member, first, &mut taken)?;
                 session.flush_now().await?;
             }
             Wake::Socket(first) => {
@@ -150,23 +152,24 @@ pub(crate) async fn run(
 }
 
 /// Hands `first` and whatever else is already queued (up to [`BATCH`]) to the socket, and
-/// stops early once the socket is backed up: the rest waits in the member's queue, where it
-/// counts towards eviction.
+/// stops early once the socket is backed up: the rest goes back to the member's queue, where
+/// it counts towards eviction. `taken` is the loop's scratch queue, empty between calls.
 fn write_queued(
     session: &mut Session<'_>,
-    member: &mut Membership,
+    member: &Membership,
     first: Message,
+    taken: &mut VecDeque<Message>,
 ) -> Result<(), End> {
-    let mut next = first;
-    for _ in 1..BATCH {
-        session.send_now(next)?;
-        if session.socket.is_backed_up() {
-            return Ok(());
-        }
-        match member.queue.try_take() {
-            Some(message) => next = message,
-            None => return Ok(()),
+    session.send_now(first)?;
+    member.queue.take_up_to(BATCH - 1, taken);
+    while !session.socket.is_backed_up()
+        && let Some(message) = taken.pop_front()
+    {
+        if let Err(end) = session.send_now(message) {
+            taken.clear();
+            return Err(end);
         }
     }
-    session.send_now(next)
+    member.queue.put_back(taken);
+    Ok(())
 }
