@@ -87,17 +87,22 @@ impl Outbox {
             opcode: OpCode::Data(kind),
             ..FrameHeader::default()
         };
+        if payload.len() < SHARE_FROM {
+            // Formatted straight into the buffer: one copy less per frame.
+            let before = self.copied.len();
+            self.copied.reserve(MAX_HEADER + payload.len());
+            // Writing into a `Vec` cannot fail.
+            let _ = header.format(payload.len() as u64, &mut self.copied);
+            self.copied.extend_from_slice(&payload);
+            self.queued += self.copied.len() - before;
+            return;
+        }
         let mut bytes = [0u8; MAX_HEADER];
         let mut unused = &mut bytes[..];
         // Writing at most MAX_HEADER bytes into a slice of that size cannot fail.
         let _ = header.format(payload.len() as u64, &mut unused);
         let header_len = MAX_HEADER - unused.len();
         self.queued += header_len + payload.len();
-        if payload.len() < SHARE_FROM {
-            self.copied.extend_from_slice(&bytes[..header_len]);
-            self.copied.extend_from_slice(&payload);
-            return;
-        }
         if !self.copied.is_empty() {
             // The copied frames go first: they become an entry of their own (how much of
             // them is written carries over, as they are now the oldest entry).
