@@ -69,9 +69,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     // The runtime that accepts is worker 0; see `Workers` for why each worker is a
     // single-threaded runtime.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
+    let runtime = wsecho::Workers::runtime();
     let (runtime, workers) =
         match runtime.and_then(|runtime| Ok((runtime, wsecho::Workers::start(threads)?))) {
             Ok(started) => started,
