@@ -30,6 +30,8 @@ mod budget;
 mod cluster;
 mod config;
 mod connection;
+#[cfg(test)]
+mod counting_waker;
 mod handshake;
 mod http;
 mod hub;

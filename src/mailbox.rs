@@ -112,17 +112,7 @@ impl Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    struct CountingWaker(AtomicUsize);
-
-    impl Wake for CountingWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use crate::counting_waker::CountingWaker;
 
     #[test]
     fn messages_come_out_in_order_and_a_full_queue_refuses_more() {
@@ -167,20 +157,19 @@ mod tests {
     #[test]
     fn a_waiting_task_is_woken_once_per_wait_not_per_message() {
         let mailbox = Mailbox::new(10);
-        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = CountingWaker::new();
         let mut context = Context::from_waker(&waker);
         assert!(mailbox.poll_take(&mut context).is_pending());
         for text in ["a", "b", "c"] {
             assert!(mailbox.deliver(Message::text(text)).is_ok());
         }
-        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_eq!(counter.wakes(), 1);
         assert_eq!(
             mailbox.poll_take(&mut context),
             Poll::Ready(Message::text("a"))
         );
         // Not waiting any more: nothing to wake.
         assert!(mailbox.deliver(Message::text("d")).is_ok());
-        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_eq!(counter.wakes(), 1);
     }
 }

@@ -315,32 +315,18 @@ fn log_message(peer: SocketAddr, message: &Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Wake, Waker};
-
-    struct CountingWaker(AtomicUsize);
-
-    impl Wake for CountingWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use crate::counting_waker::CountingWaker;
+    use std::task::Context;
 
     /// The task is queued again by the yield itself, inside a runtime too: tokio's
     /// `yield_now` would leave the waker with the runtime until its next readiness poll.
     #[tokio::test]
     async fn requeue_wakes_the_task_at_once_then_completes() {
-        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = CountingWaker::new();
         let mut context = Context::from_waker(&waker);
         let mut yielding = pin!(requeue());
         assert!(yielding.as_mut().poll(&mut context).is_pending());
-        assert_eq!(
-            counter.0.load(Ordering::Relaxed),
-            1,
-            "woken before returning"
-        );
+        assert_eq!(counter.wakes(), 1, "woken before returning");
         assert!(yielding.as_mut().poll(&mut context).is_ready());
     }
 }
