@@ -33,10 +33,11 @@ use tokio::sync::oneshot;
 /// is 61). A session that has handled a full batch goes to the back of the run queue at once
 /// (see `session`); the connections whose data arrived meanwhile join that queue only when
 /// the worker next polls for readiness, so the more often it does, the closer the turns
-/// come to the order in which clients became ready. bench/run.sh, pipelined 64 KiB messages,
-/// p99 round trip against the default's: 16x4 2.6 against 3.7 ms, 64x4 9.9 against 15.5 ms
-/// (where a few connections had got half the answers of the others); echo with 1000
-/// connections costs about 1.5% more CPU per message for the extra polls.
+/// come to the order in which clients became ready. bench's load generator, pipelined
+/// 64 KiB messages, alternated runs, p99 round trip against the default's: 16x4 2.6 against
+/// 3.7 ms, 64x4 9.9 against 15.5 ms (where a few connections had got half the answers of
+/// the others); echo with 1000 connections costs about 1.5% more CPU per message for the
+/// extra polls.
 const EVENT_INTERVAL: u32 = 16;
 
 /// The runtimes that serve connections: the one running [`serve_on`](crate::serve_on)
