@@ -161,6 +161,9 @@ fn write_queued(
     taken: &mut VecDeque<Message>,
 ) -> Result<(), End> {
     session.send_now(first)?;
+    if session.socket.is_backed_up() {
+        return Ok(());
+    }
     member.queue.take_up_to(BATCH - 1, taken);
     while !session.socket.is_backed_up()
         && let Some(message) = taken.pop_front()
