@@ -174,11 +174,15 @@ impl Socket {
         config: WebSocketConfig,
         account: Account,
     ) -> Self {
-        if let ClientStream::Tls(tls) = &mut stream {
-            tls.get_mut().1.set_buffer_limit(Some(TLS_WRITE_LIMIT));
-        }
+        let plain = match &mut stream {
+            ClientStream::Plain(_) => true,
+            ClientStream::Tls(tls) => {
+                tls.get_mut().1.set_buffer_limit(Some(TLS_WRITE_LIMIT));
+                false
+            }
+        };
         let stream = TaskStream {
-            stream: ReadAhead::new(stream),
+            stream: ReadAhead::new(stream, plain),
             waker: Waker::noop().clone(),
             account,
             progressed: false,
