@@ -184,26 +184,40 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-    /// Small reads through a burst hand on every byte, in order, across many buffer refills.
-    #[tokio::test]
-    async fn small_reads_during_a_burst_see_every_byte_in_order() {
+    /// A stream with 300,000 bytes already waiting in it, and those bytes.
+    async fn busy_stream(reads_ahead: bool) -> (ReadAhead<DuplexStream>, Vec<u8>) {
         let (mut writer, reader) = tokio::io::duplex(1 << 20);
         let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         writer.write_all(&sent).await.unwrap();
         drop(writer);
-        let mut stream = ReadAhead::new(reader, true);
+        (ReadAhead::new(reader, reads_ahead), sent)
+    }
+
+    /// Reads to the end in 512-byte pieces, as tungstenite does: what was read, and after how
+    /// many of the reads a burst buffer was held.
+    async fn read_in_small_pieces(stream: &mut ReadAhead<DuplexStream>) -> (Vec<u8>, usize) {
         let mut received = Vec::new();
+        let mut reads_holding_a_burst = 0;
         let mut chunk = [0u8; 512];
         loop {
             let read = stream.read(&mut chunk).await.unwrap();
+            reads_holding_a_burst += usize::from(stream.burst.is_some());
             if read == 0 {
-                break;
+                return (received, reads_holding_a_burst);
             }
             received.extend_from_slice(&chunk[..read]);
         }
+    }
+
+    /// Small reads through a burst hand on every byte, in order, across many buffer refills.
+    #[tokio::test]
+    async fn small_reads_during_a_burst_see_every_byte_in_order() {
+        let (mut stream, sent) = busy_stream(true).await;
+        let (received, bursts) = read_in_small_pieces(&mut stream).await;
         assert_eq!(received, sent);
+        assert!(bursts > 0, "a busy stream is read ahead");
         assert!(
             stream.burst.is_none(),
             "the burst buffer is given up once drained"
@@ -218,25 +232,9 @@ mod tests {
     /// nothing is copied aside for later.
     #[tokio::test]
     async fn without_read_ahead_reads_go_straight_through() {
-        let (mut writer, reader) = tokio::io::duplex(1 << 20);
-        let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        writer.write_all(&sent).await.unwrap();
-        drop(writer);
-        let mut stream = ReadAhead::new(reader, false);
-        let mut received = Vec::new();
-        let mut chunk = [0u8; 512];
-        loop {
-            let read = stream.read(&mut chunk).await.unwrap();
-            assert!(
-                stream.burst.is_none(),
-                "no burst buffer after {} bytes",
-                received.len() + read
-            );
-            if read == 0 {
-                break;
-            }
-            received.extend_from_slice(&chunk[..read]);
-        }
+        let (mut stream, sent) = busy_stream(false).await;
+        let (received, bursts) = read_in_small_pieces(&mut stream).await;
         assert_eq!(received, sent);
+        assert_eq!(bursts, 0, "no read left a burst buffer behind");
     }
 }
