@@ -10,6 +10,7 @@
 # WSECHO=path/to/another/wsecho measures that build instead, to compare two versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/listening.sh
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release --quiet --workspace
 scenario=${1:-echo64}
@@ -28,13 +29,8 @@ measure() {
   local name=$1 extra=$2
   shift 3
   valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" >"$work/$name.log" 2>&1 &
-  local pid=$! addr=""
-  for _ in $(seq 300); do
-    addr=$(grep -o '127\.0\.0\.1:[0-9]\+' "$work/$name.log" | head -1 || true)
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { echo "$name did not start" >&2; cat "$work/$name.log" >&2; exit 1; }
+  local pid=$! addr
+  addr=$(listening_address "$work/$name.log") || exit 1
   # Connections, handshakes and the warm-up are left out: counting starts when the load
   # generator starts its measured window (to within 20 ms of the 6 s measured).
   target/release/loadgen --addr "$addr" "${load[@]}" $extra --warmup 1 --duration 6 \

@@ -95,8 +95,8 @@ const WSECHO_RAW: Server = websocket(
     "wsecho",
     &["--mode", "raw", "--threads", "1"],
 );
-/// wsecho as a user starts it: no `--threads`, so tokio's multi-thread runtime with one
-/// worker per CPU it may run on (one here, pinned to CPU 0).
+/// wsecho as a user starts it: no `--threads`, so one single-threaded worker per CPU it may
+/// run on (one here, pinned to CPU 0: the same configuration as `--threads 1`).
 const WSECHO_RAW_DEFAULT_RUNTIME: Server = websocket(
     "wsecho --mode raw, default runtime",
     "wsecho",
