@@ -7,7 +7,9 @@
 # wsecho, what separates wsecho from the ceiling is tungstenite and tokio, not wsecho's
 # features.
 #
-# usage: bench/floor.sh [echo1000|pipe64k|pipe64k64] [ROUNDS]   (default echo1000 8)
+# usage: bench/floor.sh [echo1000|pipe64k|pipe64k64|pipe64k-wss] [ROUNDS]   (default echo1000 8)
+# pipe64k-wss is pipelined 64 KiB over TLS, against the TLS ceiling (bench/src/bin/tls-echo.rs);
+# fastwebsockets has no TLS here and sits it out.
 # Instructions per message of the floor build: after a run,
 #   WSECHO=target/floor/release/wsecho bench/instructions.sh SCENARIO
 set -euo pipefail
@@ -19,6 +21,7 @@ case $scenario in
   echo1000) load=(--mode echo --connections 1000 --size 32) ;;
   pipe64k) load=(--mode pipelined --connections 16 --in-flight 4 --size 65536) ;;
   pipe64k64) load=(--mode pipelined --connections 64 --in-flight 4 --size 65536) ;;
+  pipe64k-wss) load=(--mode pipelined --connections 16 --in-flight 4 --size 65536) ;;
   *) echo "unknown scenario: $scenario" >&2; exit 2 ;;
 esac
 cargo build --release --quiet --workspace
@@ -42,6 +45,7 @@ ulimit -n "$(ulimit -Hn)"
 run() {
   local name=$1 extra=$2
   shift 3
+  rm -f "$work/cert.pem"
   taskset -c 0 "$@" >"$work/server.log" 2>&1 &
   local pid=$! addr
   addr=$(listening_address "$work/server.log") || exit 1
@@ -52,15 +56,28 @@ run() {
 }
 
 servers=(ceiling fastwebsockets wsecho floor)
+tls=()
+if [ "$scenario" = pipe64k-wss ]; then
+  servers=(ceiling wsecho floor)
+  tls=(--tls-self-signed --tls-cert-out "$work/cert.pem")
+fi
 for round in $(seq "$rounds"); do
   # Rotate the order each round, so no server always runs first or after the same one.
-  for index in $(seq 0 3); do
-    name=${servers[$(((index + round) % 4))]}
+  for index in $(seq 0 $((${#servers[@]} - 1))); do
+    name=${servers[$(((index + round) % ${#servers[@]}))]}
     case $name in
-      ceiling) run ceiling --tcp -- target/release/tcp-echo 0 ;;
+      ceiling) if [ ${#tls[@]} -eq 0 ]; then
+          run ceiling --tcp -- target/release/tcp-echo 0
+        else
+          run ceiling "--tcp --tls-ca $work/cert.pem" -- target/release/tls-echo --port 0 \
+            --cert-out "$work/cert.pem"
+        fi ;;
       fastwebsockets) run fastwebsockets "" -- target/release/fastwebsockets-echo 0 ;;
-      wsecho) run wsecho "" -- target/release/wsecho --host 127.0.0.1 --port 0 --mode raw ;;
-      floor) run floor "" -- "$floor" --host 127.0.0.1 --port 0 --mode raw ;;
+      wsecho | floor)
+        binary=target/release/wsecho
+        [ "$name" = floor ] && binary=$floor
+        run "$name" "${tls:+--tls-ca $work/cert.pem}" -- "$binary" --host 127.0.0.1 --port 0 \
+          --mode raw "${tls[@]}" ;;
     esac
   done
   echo "round $round of $rounds done" >&2
@@ -69,7 +86,8 @@ done
 python3 - "$work" "$scenario" <<'EOF'
 import json, statistics, sys
 work, scenario = sys.argv[1], sys.argv[2]
-names = ["ceiling", "fastwebsockets", "wsecho", "floor"]
+import os
+names = [n for n in ["ceiling", "fastwebsockets", "wsecho", "floor"] if os.path.exists(f"{work}/{n}")]
 runs = {n: [json.loads(line) for line in open(f"{work}/{n}")] for n in names}
 def ratios(name, base, key="server_us_per_msg"):
     return [a[key] / b[key] for a, b in zip(runs[name], runs[base])]
@@ -79,7 +97,7 @@ for n in names:
     user = statistics.median(r["server_user_us_per_msg"] for r in runs[n])
     p99 = statistics.median(r["p99_us"] for r in runs[n]) / 1000
     print(f"  {n:<15} {cpu:7.2f} ({user:.2f})  p99 {p99:.2f} ms")
-for base in ["ceiling", "fastwebsockets"]:
+for base in [b for b in ["ceiling", "fastwebsockets"] if b in names]:
     for n in names:
         if n == base or (base == "fastwebsockets" and n == "ceiling"):
             continue
