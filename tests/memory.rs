@@ -208,13 +208,27 @@ async fn senders_that_stop_short_of_the_end_are_closed_with_1013() {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let small = tokio::spawn(small_client(addr, stop.clone()));
-    // While the budget is full, /stats and /metrics say so.
+    // While the budget is full, /stats and /metrics say so: readers paused, and more than
+    // half the budget held (below half every reader is let through). How far past half
+    // depends on where the holders stand when they are sampled: readings of 50.1 MB were
+    // seen for seconds, so a threshold of 48 MiB failed on a loaded machine. Each new
+    // reading goes to the test's output, which a failure shows.
+    let last_seen = std::sync::Mutex::new(String::new());
     eventually("/stats and /metrics to show the budget full", || async {
         let stats: serde_json::Value =
             serde_json::from_slice(&get(addr, "/stats").await.body).unwrap();
         let metrics = String::from_utf8(get(addr, "/metrics").await.body).unwrap();
+        let seen = format!(
+            "/stats memory {}; closed with 1013 so far: {}",
+            stats["memory"],
+            server.log().matches("closed with 1013").count()
+        );
+        if *last_seen.lock().unwrap() != seen {
+            eprintln!("{seen}");
+            *last_seen.lock().unwrap() = seen;
+        }
         stats["memory"]["paused_clients"].as_u64() >= Some(1)
-            && stats["memory"]["held_bytes"].as_u64() > Some(48 << 20)
+            && stats["memory"]["held_bytes"].as_u64() > Some(32 << 20)
             && metrics.contains("wsecho_memory_budget_bytes 67108864")
             && metrics.lines().any(|line| {
                 line.starts_with("wsecho_memory_paused_clients ") && !line.ends_with(" 0")
