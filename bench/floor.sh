@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How close can a tungstenite server come to the TCP ceiling? Builds wsecho with
 # bench/floor.patch applied (its features taken off the per-message path, see the patch's
-# header) and alternates four servers in every round, as bench/run.sh does: the TCP ceiling,
+# header) and alternates the servers in every round, as bench/run.sh does: the TCP ceiling,
 # fastwebsockets, wsecho --mode raw and the floor build. Prints each round's CPU per message
 # and the medians of the per-round ratios. If the floor build is no nearer the ceiling than
 # wsecho, what separates wsecho from the ceiling is tungstenite and tokio, not wsecho's
@@ -48,7 +48,7 @@ run() {
   rm -f "$work/cert.pem"
   taskset -c 0 "$@" >"$work/server.log" 2>&1 &
   local pid=$! addr
-  addr=$(listening_address "$work/server.log") || exit 1
+  addr=$(listening_address "$work/server.log" "$name") || exit 1
   taskset -c 1 target/release/loadgen --addr "$addr" --server-pid "$pid" "${load[@]}" $extra \
     --warmup 1 --duration 4 >>"$work/$name"
   kill "$pid" 2>/dev/null || true
@@ -84,9 +84,8 @@ for round in $(seq "$rounds"); do
 done
 
 python3 - "$work" "$scenario" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 work, scenario = sys.argv[1], sys.argv[2]
-import os
 names = [n for n in ["ceiling", "fastwebsockets", "wsecho", "floor"] if os.path.exists(f"{work}/{n}")]
 runs = {n: [json.loads(line) for line in open(f"{work}/{n}")] for n in names}
 def ratios(name, base, key="server_us_per_msg"):

@@ -30,7 +30,7 @@ measure() {
   shift 3
   valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" >"$work/$name.log" 2>&1 &
   local pid=$! addr
-  addr=$(listening_address "$work/$name.log") || exit 1
+  addr=$(listening_address "$work/$name.log" "$name") || exit 1
   # Connections, handshakes and the warm-up are left out: counting starts when the load
   # generator starts its measured window (to within 20 ms of the 6 s measured).
   target/release/loadgen --addr "$addr" "${load[@]}" $extra --warmup 1 --duration 6 \
