@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::stream::ClientStream;
+
 /// Size of the read-ahead buffer while a burst lasts.
 const BURST_BUFFER: usize = 64 * 1024;
 
@@ -81,6 +83,17 @@ impl<S> ReadAhead<S> {
             burst: None,
             busy: false,
         }
+    }
+}
+
+impl ReadAhead<ClientStream> {
+    /// [`ClientStream::read_decrypted`]: plaintext rustls holds, copied without a poll.
+    /// Over TLS nothing is ever read ahead here, so no earlier bytes can be waiting.
+    pub(crate) fn read_decrypted(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        if self.burst.is_some() {
+            return None;
+        }
+        self.inner.read_decrypted(buffer)
     }
 }
 

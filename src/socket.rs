@@ -74,9 +74,14 @@ impl Read for TaskStream {
             Admission::Wait => return Err(io::ErrorKind::WouldBlock.into()),
             Admission::Evicted => return Err(io::Error::new(io::ErrorKind::OutOfMemory, EVICTED)),
         }
-        let mut buffer = ReadBuf::new(buffer);
-        self.poll(|stream, context| stream.poll_read(context, &mut buffer))?;
-        let count = buffer.filled().len();
+        let count = match self.stream.read_decrypted(buffer) {
+            Some(count) => count,
+            None => {
+                let mut buffer = ReadBuf::new(buffer);
+                self.poll(|stream, context| stream.poll_read(context, &mut buffer))?;
+                buffer.filled().len()
+            }
+        };
         self.account.read(count);
         self.progressed |= count > 0;
         Ok(count)

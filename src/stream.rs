@@ -2,7 +2,7 @@
 //! and writes through this one type, so the HTTP and WebSocket code is the same for `ws://`
 //! and `wss://`.
 
-use std::io;
+use std::io::{self, Read};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -17,6 +17,28 @@ pub(crate) enum ClientStream {
     /// `wss://` and `https://`; boxed, since rustls's state is large and plain clients
     /// should not carry its size.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl ClientStream {
+    /// Copies plaintext that rustls has already decrypted into `buffer`: `None` when it
+    /// holds none (or the stream is plain TCP), and the read must go through `poll_read`.
+    ///
+    /// tungstenite reads in pieces of its `read_buffer_size` (512 bytes here), so a 64 KiB
+    /// message over `wss://` is 128 reads, nearly all of them served from plaintext rustls
+    /// decrypted earlier. tokio-rustls's `poll_read` passes each through its state machine,
+    /// a `poll_fill_buf` and a checked `consume`; taking the bytes from rustls's reader does
+    /// the same copy without those steps. Whenever rustls holds no plaintext (more must be
+    /// read from the socket, or the peer has closed), `poll_read` does the work as before,
+    /// end-of-stream and errors included.
+    pub(crate) fn read_decrypted(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        match self {
+            ClientStream::Plain(_) => None,
+            ClientStream::Tls(stream) => match stream.get_mut().1.reader().read(buffer) {
+                Ok(count @ 1..) => Some(count),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl AsyncRead for ClientStream {
