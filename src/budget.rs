@@ -439,9 +439,20 @@ impl Account {
     /// try again.
     #[inline]
     pub(crate) fn admit(&mut self, wanted: usize, waker: &Waker) -> Admission {
-        // Every read of every connection comes here; most never get past this line.
-        if self.holder.is_none() && self.in_progress.saturating_add(wanted) <= self.covered {
-            return Admission::Read;
+        // Every read of every connection comes here; most never get past these lines. A
+        // connection the budget knows (it once sent a message past the allowance) stays on
+        // this path too while its message is within the allowance: such a read can only be
+        // refused for an eviction (see `admit_charged`).
+        if self.in_progress.saturating_add(wanted) <= self.covered {
+            match &self.holder {
+                None => return Admission::Read,
+                Some((_, evicted))
+                    if self.in_progress < ALLOWANCE && !evicted.load(Ordering::Relaxed) =>
+                {
+                    return Admission::Read;
+                }
+                Some(_) => {}
+            }
         }
         self.admit_charged(wanted, waker)
     }
