@@ -660,13 +660,12 @@ fn print_user_table(results: &Results, args: &Args) {
 
 /// The TLS rows: wsecho over `wss://` beside a bare tokio-rustls echo server.
 fn print_tls_table(results: &Results) {
-    if TLS_SERVERS.iter().all(|server| {
-        results
-            .values("echo64", server.name, "server_us_per_msg")
-            .is_empty()
-            && results
-                .values("idle", server.name, "bytes_per_connection")
-                .is_empty()
+    let measured =
+        |scenario, server: &Server, field| !results.values(scenario, server.name, field).is_empty();
+    if !TLS_SERVERS.iter().any(|server| {
+        measured("echo64", server, "server_us_per_msg")
+            || measured("pipe64k", server, "server_us_per_msg")
+            || measured("idle", server, "bytes_per_connection")
     }) {
         return;
     }
