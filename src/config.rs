@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
 
+use crate::error::StartError;
+
 /// What the server does with the messages a client sends.
 ///
 /// The connection code matches on this, so each behaviour lives in one place.
@@ -172,20 +174,20 @@ pub struct Config {
 }
 
 impl Config {
-    /// Settings that cannot work together, as the one-line message a start-up error shows.
-    pub fn check(&self) -> Result<(), String> {
-        if let Some(url) = &self.redis {
-            if self.mode != Mode::Broadcast {
-                return Err("--redis shares broadcast rooms: it needs --mode broadcast".into());
-            }
-            crate::cluster::Cluster::new(url, self.redis_ca.as_deref())?;
+    /// Settings that cannot work together. Only the flags are looked at: whether the Redis
+    /// URL parses and the TLS files load is found out when the server is built from them.
+    pub fn check(&self) -> Result<(), StartError> {
+        if self.redis.is_some() && self.mode != Mode::Broadcast {
+            return Err(StartError::Config(
+                "--redis shares broadcast rooms: it needs --mode broadcast".into(),
+            ));
         }
         if self.history > self.max_queue {
-            return Err(format!(
+            return Err(StartError::Config(format!(
                 "--history {} is more than --max-queue {}: a client joining a room would be \
                  disconnected as too slow before it had read the history",
                 self.history, self.max_queue
-            ));
+            )));
         }
         Ok(())
     }

@@ -1,62 +1,48 @@
 #![warn(missing_docs)]
 
-//! wsecho: a small, fast, correct WebSocket echo and test server.
+//! wsecho: a small, fast, correct WebSocket echo, test and chat server.
 //!
-//! The binary (`src/main.rs`) only parses flags, binds and calls [`serve`]; everything else
-//! lives here, one concern per module. Dependencies only point down this list:
+//! The binary (`src/main.rs`) only parses flags, sets up logging and calls [`run`];
+//! everything else lives here, one job per file, in folders by role. Listed in the order one
+//! message travels, each layer depends only on the ones below it:
 //!
-//! - `server`: listening, accepting, the connection limit and shutdown fan-out.
-//! - `connection`: one client from accept to close: handshake, then session, then close.
-//! - `handshake`: reading the request within the timeout; plain answer or upgrade.
+//! - `server`: listening, the accept loop, admission, worker runtimes, background jobs and
+//!   the shutdown fan-out; [`run`] is the whole process.
+//! - `conn`: one client: the handshake (or a plain HTTP answer: the page, `/healthz`,
+//!   `/stats`, `/metrics`), then the session, then the close.
+//! - `http`: request heads, routing and plain-HTTP answers; reads the configuration and
+//!   writes to the client's stream, nothing else.
 //! - `session`: the WebSocket session: the machinery every mode shares, one file per mode's
 //!   loop (`echo`, `broadcast`), the keepalive clock, and how a session ends.
-//! - `http`: request heads, routing and plain-HTTP answers; reads only the [`Config`].
-//! - `shared`: the configuration and the state every connection task reads.
-//! - `hub`: broadcast mode's rooms and the fan-out to their members.
-//! - `cluster`: rooms shared between nodes through Redis Streams (`--redis`).
-//! - `socket`: tungstenite's WebSocket, driven from the task that owns the connection.
-//! - `tls`: the certificate and the TLS handshake; `stream`: plain or TLS, one type.
-//! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
-//! - `metrics`: the counters and gauges `/metrics` reports.
-//! - `json_log`: log lines as JSON objects, for `--log-format json`.
-//! - `shutdown`: the shutdown signal and the wait for every task to finish.
-//! - `config`: the one [`Config`], built from the command line.
-//! - `address_limit`: connections per client address (`--max-connections-per-ip`).
-//! - `budget`: the memory all clients together may hold (`--max-memory`).
-//! - `open_files`, `lock`: the open-files limit, and locking shared maps.
+//! - `rooms`: broadcast mode's rooms: the one entry point that charges the memory budget and
+//!   sends to this node's members (`hub`) or through Redis Streams (`cluster`).
+//! - `wire`: bytes to messages and back on the owning task: the plain or TLS stream, the
+//!   read-ahead buffer, tungstenite's `WebSocket`, the outbox of data frames.
+//! - `limits`: connection slots overall and per address, the memory budget, open files.
+//! - `observe`: the metrics, JSON log lines, the logger, the `/stats` snapshot types.
+//! - `config` and `error`: the one [`Config`], and why the server could not start.
+//! - `sync`: the shutdown signal and locking shared maps.
 
-mod address_limit;
-mod budget;
-mod cluster;
 mod config;
-mod connection;
-#[cfg(test)]
-mod counting_waker;
-mod handshake;
+mod conn;
+mod error;
 mod http;
-mod hub;
-mod json_log;
-mod lock;
-mod mailbox;
-mod metrics;
-mod open_files;
-mod outbox;
-mod read_ahead;
+mod limits;
+mod observe;
+mod rooms;
 mod server;
 mod session;
-mod shared;
-mod shutdown;
-mod socket;
-mod stream;
-mod tls;
-mod workers;
+mod sync;
+mod wire;
 
-pub use budget::return_large_buffers_to_the_system;
 pub use config::{Config, Mode, parse_network, parse_seconds, parse_size};
+pub use error::StartError;
 pub use http::CLIENT_HTML;
-pub use json_log::json_log_line;
-pub use open_files::raise_open_files_limit;
-pub use server::{bind, serve, serve_on};
-pub use shutdown::terminated;
-pub use tls::{Tls, reload_on_hangup};
-pub use workers::Workers;
+pub use limits::budget::return_large_buffers_to_the_system;
+pub use limits::open_files::raise_open_files_limit;
+pub use observe::json_log::json_log_line;
+pub use observe::logger::{LogFormat, init_logger};
+pub use observe::stats::{BudgetUse, ClusterView};
+pub use server::{Listening, Server, Workers, bind, run, serve, serve_on};
+pub use sync::shutdown::terminated;
+pub use wire::tls::{Tls, reload_on_hangup};

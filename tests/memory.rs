@@ -20,7 +20,7 @@ const MIB: usize = 1 << 20;
 /// What the server may use beyond the budget: the binary, the runtimes, the per-connection
 /// buffers outside the budget (each connection's first 64 KiB of a message, and its copy)
 /// and the allocator's slack. Measured at 20–30 MiB on the machine these tests were written
-/// on; the README states it.
+/// on; `docs/memory-budget.md` states it.
 const OVERHEAD: u64 = 48 << 20;
 
 /// How long a flood may take: once the budget is full, the messages are completed one at a

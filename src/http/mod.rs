@@ -9,11 +9,13 @@
 //! accept key, and `write_response`); the handshake logic is tungstenite's, and this module
 //! only decides who gets it.
 //!
-//! It depends on the configuration alone: what needs the server's live state (the
-//! statistics) is named by the route and filled in by the caller.
+//! It depends on the configuration and the client's stream alone: what needs the server's
+//! live state (the statistics, the health check) is named by the route and filled in by the
+//! caller.
 //!
 //! - `request`: reading and parsing the head, within size limits.
-//! - `route`: what a head gets, from the path, the method and the upgrade headers.
+//! - `route`: what a head gets, from the path and the method.
+//! - `upgrade`: whether an upgrade request is well formed and allowed.
 //! - `response`: the plain answers and writing them out.
 //! - `subprotocol`: which offered subprotocol the server speaks.
 
@@ -21,6 +23,7 @@ mod request;
 mod response;
 mod route;
 mod subprotocol;
+mod upgrade;
 
 pub(crate) use request::{HeadError, Request, read_request};
 pub(crate) use response::{Response, answer, send_upgrade};
@@ -28,6 +31,16 @@ pub(crate) use route::{Route, route};
 
 /// The browser client, served at `/`. Embedded so the binary works from any directory.
 pub const CLIENT_HTML: &str = include_str!("../../client.html");
+
+/// A `GET /` with `headers`, for the unit tests.
+#[cfg(test)]
+fn test_request(headers: &[(&str, &str)]) -> tokio_tungstenite::tungstenite::http::Request<()> {
+    let mut builder = tokio_tungstenite::tungstenite::http::Request::get("/");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(()).unwrap()
+}
 
 /// Property tests: whatever bytes arrive as a request head, parsing and routing never panic
 /// and every answer is one of the statuses the README documents.

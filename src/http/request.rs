@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::stream::ClientStream;
+use crate::wire::ClientStream;
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue};
 

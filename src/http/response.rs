@@ -4,16 +4,12 @@ use std::borrow::Cow;
 use std::io;
 use std::time::Duration;
 
-use crate::stream::ClientStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::server::write_response;
 use tokio_tungstenite::tungstenite::http;
 
 use super::HeadError;
-use crate::budget::BudgetUse;
-use crate::cluster::ClusterView;
-use crate::config::Mode;
-use clap::ValueEnum;
+use crate::wire::ClientStream;
 
 /// How long a refused client gets to read its answer before the socket is closed. Closing a
 /// socket with unread input makes the kernel send a reset, which can destroy the answer
@@ -88,56 +84,13 @@ impl Response {
         .with_header("Retry-After", "1")
     }
 
-    /// `/stats`: `{"connections":N,"rooms":{"/lobby":2,...},"memory":{...}}`, where
-    /// `connections` counts the connection slots taken (WebSocket clients plus HTTP requests
-    /// being answered, this one included), `rooms` the members of each broadcast room, and
-    /// `memory` the budget: its limit, the bytes held against it and the clients paused by it;
-    /// with `--redis`, `cluster`: whether Redis is reachable, the nodes, and each room's
-    /// members on all of them.
-    pub(crate) fn stats(
-        mode: Mode,
-        connections: usize,
-        rooms: Vec<(String, usize)>,
-        memory: BudgetUse,
-        cluster: Option<(bool, ClusterView)>,
-    ) -> Self {
-        let rooms: serde_json::Map<String, serde_json::Value> = rooms
-            .into_iter()
-            .map(|(name, size)| (name, size.into()))
-            .collect();
-        let mode = mode
-            .to_possible_value()
-            .map(|value| value.get_name().to_owned());
-        let memory = serde_json::json!({
-            "limit_bytes": memory.limit,
-            "held_bytes": memory.held,
-            "paused_clients": memory.paused,
-        });
-        let mut body = serde_json::json!({
-            "mode": mode,
-            "connections": connections,
-            "rooms": rooms,
-            "memory": memory,
-        });
-        if let Some((connected, view)) = cluster {
-            let rooms: serde_json::Map<String, serde_json::Value> = view
-                .rooms
-                .into_iter()
-                .map(|(name, size)| (name, size.into()))
-                .collect();
-            body["cluster"] = serde_json::json!({
-                "redis_connected": connected,
-                "nodes": view.nodes,
-                "rooms": rooms,
-            });
-        }
-        let mut body = body.to_string();
-        body.push('\n');
+    /// `/stats`: the JSON that `observe::stats` made.
+    pub(crate) fn stats(json: String) -> Self {
         Response {
             status: http::StatusCode::OK,
             headers: vec![("Cache-Control", "no-store")],
             content_type: "application/json",
-            body: Cow::Owned(body),
+            body: Cow::Owned(json),
             omit_body: false,
         }
     }
@@ -218,57 +171,5 @@ async fn drain(stream: &mut ClientStream) {
             Ok(0) | Err(_) => return,
             Ok(read) => total += read,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const IDLE_BUDGET: BudgetUse = BudgetUse {
-        limit: 1 << 30,
-        held: 0,
-        paused: 0,
-    };
-
-    #[test]
-    fn stats_escape_room_names_as_json() {
-        let rooms = vec![
-            ("/plain".to_owned(), 2),
-            ("/quo\"te\\back".to_owned(), 1),
-            ("/ctl\u{1}\n".to_owned(), 3),
-            ("/ünï".to_owned(), 4),
-        ];
-        let response = Response::stats(Mode::Broadcast, 7, rooms.clone(), IDLE_BUDGET, None);
-        assert!(response.body.ends_with('\n'));
-        assert_eq!(
-            response.body.lines().count(),
-            1,
-            "one line: {}",
-            response.body
-        );
-        let parsed: serde_json::Value = serde_json::from_str(&response.body).unwrap();
-        assert_eq!(parsed["connections"], 7);
-        assert_eq!(parsed["mode"], "broadcast");
-        for (name, size) in rooms {
-            assert_eq!(parsed["rooms"][name.as_str()], size, "{name:?}");
-        }
-    }
-
-    #[test]
-    fn stats_without_rooms_is_an_empty_object() {
-        let parsed: serde_json::Value = serde_json::from_str(
-            &Response::stats(Mode::Echo, 0, Vec::new(), IDLE_BUDGET, None).body,
-        )
-        .unwrap();
-        assert_eq!(
-            parsed,
-            serde_json::json!({
-                "mode": "echo",
-                "connections": 0,
-                "rooms": {},
-                "memory": { "limit_bytes": 1 << 30, "held_bytes": 0, "paused_clients": 0 },
-            })
-        );
     }
 }

@@ -3,11 +3,10 @@
 
 use std::borrow::Cow;
 
-use tokio_tungstenite::tungstenite::handshake::server::create_response;
 use tokio_tungstenite::tungstenite::http;
-use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
 
-use super::{CLIENT_HTML, Response, subprotocol};
+use super::upgrade::{route_upgrade, wants_websocket};
+use super::{CLIENT_HTML, Response};
 use crate::config::{Config, Mode};
 
 /// What to do with a connection whose request head has been read.
@@ -38,7 +37,10 @@ const ALLOWED_METHODS: &str = "GET, HEAD";
 /// Decides what a request gets.
 pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
     if wants_websocket(head) {
-        return route_upgrade(head, config);
+        return match route_upgrade(head, config) {
+            Ok(response) => Route::Upgrade(response),
+            Err(response) => Route::Answer(response),
+        };
     }
     let page = match head.uri().path() {
         "/" => Some(Page::Client),
@@ -78,187 +80,10 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
     }
 }
 
-/// Whether the client asks for a WebSocket at all (as opposed to a plain page). A request
-/// that asks but gets the details wrong is an error, not a page.
-fn wants_websocket(head: &http::Request<()>) -> bool {
-    head.headers()
-        .get_all(http::header::UPGRADE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"))
-}
-
-fn route_upgrade(head: &http::Request<()>, config: &Config) -> Route {
-    if let Err(why) = check_upgrade_headers(head) {
-        return Route::Answer(Response::bad_request(why));
-    }
-    let offered = match subprotocol::offered(head) {
-        Ok(offered) => offered,
-        Err(why) => return Route::Answer(Response::bad_request(why)),
-    };
-    if !origin_allowed(head, &config.allowed_origins) {
-        return Route::Answer(Response::text(
-            http::StatusCode::FORBIDDEN,
-            "Forbidden: this Origin may not open a WebSocket here\n",
-        ));
-    }
-    match create_response(head) {
-        Ok(mut response) => {
-            // No match: the handshake completes without the header (RFC 6455 §4.2.2); a
-            // browser then fails the connection, other clients may carry on.
-            if let Some(chosen) = subprotocol::choose(&offered, &config.subprotocols)
-                && let Ok(value) = http::HeaderValue::from_str(chosen)
-            {
-                response
-                    .headers_mut()
-                    .insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
-            }
-            Route::Upgrade(response)
-        }
-        Err(tungstenite::Error::Protocol(ProtocolError::MissingSecWebSocketVersionHeader)) => {
-            Route::Answer(
-                Response::text(
-                    http::StatusCode::UPGRADE_REQUIRED,
-                    "Upgrade Required: this server speaks WebSocket version 13\n",
-                )
-                .with_header("Sec-WebSocket-Version", "13"),
-            )
-        }
-        Err(tungstenite::Error::Protocol(ProtocolError::WrongHttpMethod)) => Route::Answer(
-            Response::text(
-                http::StatusCode::METHOD_NOT_ALLOWED,
-                "Method Not Allowed: a WebSocket upgrade must be a GET\n",
-            )
-            .with_header("Allow", "GET"),
-        ),
-        Err(error) => Route::Answer(Response::bad_request(&format!(
-            "invalid WebSocket upgrade request: {error}"
-        ))),
-    }
-}
-
-/// What tungstenite's handshake check lets through but a strict server refuses: a request
-/// two parts of a proxy chain could read differently (repeated headers that disagree, a
-/// body on an upgrade), or one RFC 6455 §4.1 says a client must not send.
-fn check_upgrade_headers(head: &http::Request<()>) -> Result<(), &'static str> {
-    let headers = head.headers();
-    if !headers.contains_key(http::header::HOST) {
-        return Err("a WebSocket upgrade needs a Host header");
-    }
-    if headers
-        .get_all(http::header::SEC_WEBSOCKET_KEY)
-        .iter()
-        .count()
-        > 1
-    {
-        return Err("more than one Sec-WebSocket-Key header");
-    }
-    if !values_agree(head, &http::header::UPGRADE) {
-        return Err("Upgrade headers that disagree");
-    }
-    if !values_agree(head, &http::header::SEC_WEBSOCKET_VERSION) {
-        return Err("Sec-WebSocket-Version headers that disagree");
-    }
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
-        return Err("a WebSocket upgrade has no body, so no Transfer-Encoding");
-    }
-    let body_length_is_zero = headers
-        .get_all(http::header::CONTENT_LENGTH)
-        .iter()
-        .all(|length| length.as_bytes().trim_ascii() == b"0");
-    if !body_length_is_zero {
-        return Err("a WebSocket upgrade has no body, so no non-zero Content-Length");
-    }
-    Ok(())
-}
-
-/// Whether every line of header `name` says the same (letter case and spaces aside).
-fn values_agree(head: &http::Request<()>, name: &http::HeaderName) -> bool {
-    let mut values = head
-        .headers()
-        .get_all(name)
-        .iter()
-        .map(|value| value.as_bytes().trim_ascii().to_ascii_lowercase());
-    match values.next() {
-        Some(first) => values.all(|value| value == first),
-        None => true,
-    }
-}
-
-/// Whether the request's Origin may open a WebSocket. An absent Origin is allowed: only
-/// browsers send one, and the check exists to stop other sites' pages from using a visitor's
-/// browser against this server. Scheme and host compare without regard to case (RFC 6454),
-/// and a trailing slash on either side is ignored, since an origin has no path.
-fn origin_allowed(head: &http::Request<()>, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
-        return true;
-    }
-    let Some(origin) = head.headers().get(http::header::ORIGIN) else {
-        return true;
-    };
-    let origin = origin.as_bytes();
-    let origin = origin.strip_suffix(b"/").unwrap_or(origin);
-    allowed.iter().any(|listed| {
-        let listed = listed.as_bytes();
-        listed
-            .strip_suffix(b"/")
-            .unwrap_or(listed)
-            .eq_ignore_ascii_case(origin)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(headers: &[(&str, &str)]) -> http::Request<()> {
-        let mut builder = http::Request::get("/");
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        builder.body(()).unwrap()
-    }
-
-    fn allowed(origin: Option<&str>, list: &[&str]) -> bool {
-        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
-        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-        origin_allowed(&request(&headers), &list)
-    }
-
-    #[test]
-    fn any_origin_passes_when_none_are_listed() {
-        assert!(allowed(Some("https://evil.example"), &[]));
-    }
-
-    #[test]
-    fn a_request_without_origin_passes_a_list() {
-        assert!(allowed(None, &["https://app.example"]));
-    }
-
-    #[test]
-    fn origins_match_without_regard_to_case_or_a_trailing_slash() {
-        let list = ["https://App.Example/", "http://localhost:3000"];
-        assert!(allowed(Some("https://app.example"), &list));
-        assert!(allowed(Some("HTTP://LOCALHOST:3000"), &list));
-        assert!(allowed(Some("http://localhost:3000/"), &list));
-    }
-
-    #[test]
-    fn other_origins_are_refused() {
-        let list = ["https://app.example"];
-        assert!(!allowed(Some("https://app.example.evil"), &list));
-        assert!(!allowed(Some("http://app.example"), &list));
-        assert!(!allowed(Some("https://app.example:8443"), &list));
-        assert!(!allowed(Some("null"), &list));
-    }
-
-    #[test]
-    fn the_upgrade_header_is_a_case_insensitive_token_list() {
-        assert!(wants_websocket(&request(&[("Upgrade", "h2c, WebSocket")])));
-        assert!(!wants_websocket(&request(&[("Upgrade", "websockets")])));
-        assert!(!wants_websocket(&request(&[])));
-    }
+    use crate::http::test_request as request;
 
     fn upgrade(extra: &[(&str, &str)]) -> http::Request<()> {
         let mut headers = vec![

@@ -21,13 +21,13 @@ use std::pin::{Pin, pin};
 use std::task::Poll;
 
 use tokio::time::{Sleep, sleep, sleep_until};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::end::End;
 use super::{AfterBatch, BATCH, Session};
-use crate::hub::Membership;
-use crate::shared::Shared;
-use crate::shutdown::Shutdown;
+use crate::rooms::Rooms;
+use crate::rooms::hub::Membership;
+use crate::sync::shutdown::Shutdown;
 
 /// What a wait in the broadcast loop ended with.
 enum Wake {
@@ -49,20 +49,16 @@ enum Wake {
 /// the session ends; returns only by ending.
 pub(crate) async fn run(
     session: &mut Session<'_>,
-    shared: &Shared,
+    rooms: &Rooms,
+    welcome: &Option<Utf8Bytes>,
     room: &str,
     shutdown: &mut Shutdown,
 ) -> Result<Infallible, End> {
     let max_queue = session.config.max_queue;
     let write_limit = session.config.ping_timeout;
-    let member = shared.hub.join(room, session.peer, max_queue);
+    let member = rooms.join(room, session.peer, max_queue).await;
     let eviction = member.eviction();
-    if let Some(cluster) = &shared.cluster
-        && member.first
-    {
-        cluster.start_room().await;
-    }
-    session.welcome(&shared.welcome).await?;
+    session.welcome(welcome).await?;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
     let mut kicked_out = pin!(eviction.evicted());
     // Running while the socket is backed up: the longest a write may wait for room.
@@ -126,14 +122,7 @@ pub(crate) async fn run(
                 // out with the batch's write attempt.
                 let mut outbox_full = false;
                 let broadcast = |message: Message| {
-                    let message = shared.budget.charge_shared(message);
-                    match &shared.cluster {
-                        // Back to this node, and every other, through the room's stream.
-                        Some(cluster) => {
-                            outbox_full |= cluster.publish(room, message).is_err();
-                        }
-                        None => member.broadcast(&message),
-                    }
+                    outbox_full |= rooms.send(&member, message).is_err();
                     None
                 };
                 session

@@ -4,7 +4,7 @@
 //! It is a hand-written `select!` rather than `tokio::select!` because it runs once per
 //! message and can skip work the macro cannot know is unnecessary: a socket that was just
 //! found empty (its waker is registered) and a timer that is armed and has not fired are not
-//! polled again. The README's performance section has what that saves.
+//! polled again. `docs/performance.md` has what that saves.
 
 use std::convert::Infallible;
 use std::future::poll_fn;
@@ -17,8 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use super::end::End;
 use super::{AfterBatch, BatchEnd, Session};
 use crate::config::Mode;
-use crate::shared::Shared;
-use crate::shutdown::Shutdown;
+use crate::sync::shutdown::Shutdown;
 
 /// What a wait in the echo loop ended with.
 enum Wake {
@@ -31,10 +30,10 @@ enum Wake {
 /// ending.
 pub(crate) async fn run(
     session: &mut Session<'_>,
-    shared: &Shared,
+    welcome: &Option<Utf8Bytes>,
     shutdown: &mut Shutdown,
 ) -> Result<Infallible, End> {
-    session.welcome(&shared.welcome).await?;
+    session.welcome(welcome).await?;
     let mode = session.config.mode;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
     let mut socket_armed = false;

@@ -4,6 +4,7 @@
 //! session can end is listed in one place.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use log::{debug, info, warn};
 use tokio::time::timeout;
@@ -11,9 +12,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes, error::ProtocolError};
 
-use crate::metrics::Metrics;
-use crate::shared::Shared;
-use crate::socket::Socket;
+use crate::observe::metrics::Metrics;
+use crate::wire::Socket;
 
 /// Why a session ended: decides the close frame sent, if any, and the log line.
 #[derive(Debug)]
@@ -187,10 +187,15 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
 
 /// Sends the close frame the ending calls for, waits (at most `close_timeout`) for the
 /// client's answer, and logs the end once.
-pub(crate) async fn finish(socket: &mut Socket, peer: SocketAddr, end: End, shared: &Shared) {
+pub(crate) async fn finish(
+    socket: &mut Socket,
+    peer: SocketAddr,
+    end: End,
+    metrics: &Metrics,
+    close_timeout: Duration,
+) {
     end.log(peer);
-    end.count(&shared.metrics);
-    let close_timeout = shared.config.close_timeout;
+    end.count(metrics);
     // After a broken frame, or in the middle of a message the server will not read, the
     // rest of the stream cannot be read as frames.
     let stream_is_unparsable = matches!(end, End::Violation(_) | End::ShortOfMemory);
@@ -288,7 +293,7 @@ mod tests {
         assert_eq!(
             code(End::from_error(Error::Io(std::io::Error::new(
                 std::io::ErrorKind::OutOfMemory,
-                crate::socket::EVICTED
+                "closed to free memory"
             )))),
             Some(CloseCode::Again)
         );

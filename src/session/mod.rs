@@ -9,30 +9,31 @@
 //! - `keepalive`: when to ping a silent client and when to give up on it.
 //! - `end`: why a session ended, and the close frame and log line that go with it.
 //! - `traffic`: the session's message counts, added to the metrics now and then.
+//! - `write_deadline`: how long a write may wait for a client that does not read.
 
 pub(crate) mod broadcast;
 pub(crate) mod echo;
 pub(crate) mod end;
 mod keepalive;
 mod traffic;
+mod write_deadline;
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::Poll;
-use std::time::Duration;
 
 use log::debug;
 use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::shared::Shared;
-use crate::socket::Socket;
+use crate::observe::metrics::Metrics;
+use crate::wire::Socket;
 use end::End;
 use keepalive::{Keepalive, Tick};
 use traffic::Traffic;
+use write_deadline::with_write_deadline;
 
 /// How many messages that have already arrived are handled before the replies are flushed
 /// together. Batching saves a system call per message when a client pipelines; the cap keeps
@@ -76,14 +77,18 @@ pub(crate) struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// A session over an upgraded socket; the keepalive clock starts now.
-    pub(crate) fn new(socket: &'a mut Socket, peer: SocketAddr, shared: &'a Shared) -> Self {
-        let config = &shared.config;
+    pub(crate) fn new(
+        socket: &'a mut Socket,
+        peer: SocketAddr,
+        config: &'a Config,
+        metrics: &'a Metrics,
+    ) -> Self {
         Session {
             socket,
             peer,
             config,
             keepalive: Keepalive::new(config.ping_interval, config.ping_timeout),
-            metrics: &shared.metrics,
+            metrics,
             traffic: Traffic::default(),
         }
     }
@@ -276,29 +281,6 @@ enum AfterBatch {
     LeaveQueued,
 }
 
-/// Runs a socket write, giving up with [`End::NotReading`] after `limit`. The timer is only
-/// created (on the heap, so it takes no room in an idle connection's task) once the write has
-/// had to wait: almost every write completes at once, and a timer per message would cost more
-/// than the write's own bookkeeping. The write is polled once per wake-up, never twice.
-async fn with_write_deadline<F>(limit: Duration, write: F) -> Result<(), End>
-where
-    F: Future<Output = Result<(), tungstenite::Error>>,
-{
-    let mut write = pin!(write);
-    let mut timer: Option<Pin<Box<Sleep>>> = None;
-    poll_fn(|context| {
-        if let Poll::Ready(outcome) = write.as_mut().poll(context) {
-            return Poll::Ready(outcome.map_err(End::from_error));
-        }
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match timer.as_mut().poll(context) {
-            Poll::Ready(()) => Poll::Ready(Err(End::NotReading)),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
 /// Logs a received message at debug level: its kind and size, not its content.
 fn log_message(peer: SocketAddr, message: &Message) {
     let kind = match message {
@@ -315,7 +297,8 @@ fn log_message(peer: SocketAddr, message: &Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counting_waker::CountingWaker;
+    use crate::sync::counting_waker::CountingWaker;
+    use std::pin::pin;
     use std::task::Context;
 
     /// The task is queued again by the yield itself, inside a runtime too: tokio's

@@ -6,7 +6,7 @@
 
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::metrics::{Metrics, TrafficCounts};
+use crate::observe::metrics::{Metrics, TrafficCounts};
 
 /// Counts not yet added to the shared metrics.
 #[derive(Default)]

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::lock::lock;
+use crate::sync::lock::lock;
 
 /// Queue capacity (messages) kept while the queue is empty; more is given back.
 const SHRINK_ABOVE: usize = 64;
@@ -112,7 +112,7 @@ impl Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counting_waker::CountingWaker;
+    use crate::sync::counting_waker::CountingWaker;
 
     #[test]
     fn messages_come_out_in_order_and_a_full_queue_refuses_more() {

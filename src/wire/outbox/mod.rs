@@ -24,8 +24,9 @@ use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-/// The longest header of an unmasked frame (a server's): two bytes and a 64-bit length.
-const MAX_HEADER: usize = 10;
+mod frame;
+
+use frame::{Frame, MAX_HEADER};
 
 /// Payloads from this size on are written from their own `Bytes`; smaller ones are copied.
 /// A large payload held until it is written can keep its read buffer from being reused, which
@@ -57,28 +58,6 @@ pub(crate) struct Outbox {
     tungstenite_mid_write: bool,
 }
 
-/// One frame, or a run of copied frames (no header of its own), written from `payload`.
-struct Frame {
-    header: [u8; MAX_HEADER],
-    header_len: u8,
-    payload: Bytes,
-}
-
-impl Frame {
-    fn len(&self) -> usize {
-        usize::from(self.header_len) + self.payload.len()
-    }
-
-    /// The frame's bytes from `offset` on, as at most two slices.
-    fn slices_from(&self, offset: usize) -> [&[u8]; 2] {
-        let header = &self.header[..usize::from(self.header_len)];
-        match offset.checked_sub(header.len()) {
-            None => [&header[offset..], &self.payload],
-            Some(into_payload) => [&[], &self.payload[into_payload..]],
-        }
-    }
-}
-
 impl Outbox {
     /// Queues a final frame of `kind` carrying `payload`.
     pub(crate) fn push(&mut self, kind: Data, payload: Bytes) {
@@ -97,27 +76,15 @@ impl Outbox {
             self.queued += self.copied.len() - before;
             return;
         }
-        let mut bytes = [0u8; MAX_HEADER];
-        let mut unused = &mut bytes[..];
-        // Writing at most MAX_HEADER bytes into a slice of that size cannot fail.
-        let _ = header.format(payload.len() as u64, &mut unused);
-        let header_len = MAX_HEADER - unused.len();
-        self.queued += header_len + payload.len();
+        let frame = Frame::new(&header, payload);
+        self.queued += frame.len();
         if !self.copied.is_empty() {
             // The copied frames go first: they become an entry of their own (how much of
             // them is written carries over, as they are now the oldest entry).
             let copied = Bytes::from(std::mem::take(&mut self.copied));
-            self.shared.push_back(Frame {
-                header: [0; MAX_HEADER],
-                header_len: 0,
-                payload: copied,
-            });
+            self.shared.push_back(Frame::headerless(copied));
         }
-        self.shared.push_back(Frame {
-            header: bytes,
-            header_len: header_len as u8,
-            payload,
-        });
+        self.shared.push_back(frame);
     }
 
     /// Bytes waiting to be written.

@@ -12,19 +12,44 @@
 //! UTF-8, control frames, the close handshake) stays tungstenite's; only the writing of data
 //! frames, with headers tungstenite formats, happens beside its write buffer (see `outbox`).
 
-use std::io::{self, Read, Write};
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::io;
+use std::task::{Context, Poll};
 
-use crate::stream::ClientStream;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 
-use crate::budget::{Account, Admission};
-use crate::outbox::Outbox;
-use crate::read_ahead::ReadAhead;
+use super::stream::ClientStream;
+use super::task_stream::TaskStream;
+use crate::limits::budget::Account;
+
+/// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
+/// default (128 KiB) costs that much memory on every idle client and zero-fills it on every
+/// read; bursts are served by `ReadAhead`'s buffer instead, which exists only while data is
+/// pouring in, so this can be small enough to keep an idle connection within a few KB.
+/// `docs/performance.md` has the measurements behind the choice.
+const READ_BUFFER_SIZE: usize = 512;
+
+/// Bytes of control frames tungstenite collects before writing them, and half of what it may
+/// hold.
+const CONTROL_WRITE_BUFFER: usize = 4 * 1024;
+
+/// tungstenite's settings for every connection: small buffers, and `max_message_size` as
+/// the limit on a message and on a frame.
+pub(crate) fn websocket_config(max_message_size: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+        // tungstenite writes only control frames (data goes through `outbox`), and holds
+        // few: an answer to a ping it cannot write yet waits there, and a client that
+        // sends pings and never reads would pile them up (a broadcast member's socket is
+        // read while its writes wait). Past the limit tungstenite keeps only the latest,
+        // which is all RFC 6455 asks.
+        .write_buffer_size(CONTROL_WRITE_BUFFER)
+        .max_write_buffer_size(2 * CONTROL_WRITE_BUFFER)
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
+}
 
 /// A server-side WebSocket owned by one task, with the async operations a session needs.
 pub(crate) struct Socket {
@@ -34,102 +59,6 @@ pub(crate) struct Socket {
     backed_up: bool,
     /// The connection is over (closed or failed); reading yields nothing more.
     ended: bool,
-}
-
-/// The TCP stream as tungstenite sees it: `std::io` calls that poll the async stream with
-/// the waker of the task's current poll, and report "would block" when it is not ready.
-struct TaskStream {
-    stream: ReadAhead<ClientStream>,
-    waker: Waker,
-    /// The connection's standing with the memory budget, asked before every read.
-    account: Account,
-    /// Bytes have arrived since the keepalive last asked (see [`Socket::take_progress`]).
-    progressed: bool,
-    /// Data frames, written from their own payloads rather than through tungstenite's
-    /// buffer (see `outbox`); tungstenite's own writes go through it too.
-    outbox: Outbox,
-}
-
-impl TaskStream {
-    fn poll<T>(
-        &mut self,
-        operation: impl FnOnce(
-            Pin<&mut ReadAhead<ClientStream>>,
-            &mut Context<'_>,
-        ) -> Poll<io::Result<T>>,
-    ) -> io::Result<T> {
-        let mut context = Context::from_waker(&self.waker);
-        match operation(Pin::new(&mut self.stream), &mut context) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
-impl Read for TaskStream {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        match self.account.admit(buffer.len(), &self.waker) {
-            Admission::Read => {}
-            // Paused: the budget wakes the task when there may be room.
-            Admission::Wait => return Err(io::ErrorKind::WouldBlock.into()),
-            Admission::Evicted => return Err(io::Error::new(io::ErrorKind::OutOfMemory, EVICTED)),
-        }
-        let count = match self.stream.read_decrypted(buffer) {
-            Some(count) => count,
-            None => {
-                let mut buffer = ReadBuf::new(buffer);
-                self.poll(|stream, context| stream.poll_read(context, &mut buffer))?;
-                buffer.filled().len()
-            }
-        };
-        self.account.read(count);
-        self.progressed |= count > 0;
-        Ok(count)
-    }
-}
-
-impl TaskStream {
-    /// A write of `slices` to the socket, "would block" when it cannot take anything.
-    fn write_slices(
-        stream: &mut ReadAhead<ClientStream>,
-        context: &mut Context<'_>,
-        slices: &[io::IoSlice<'_>],
-    ) -> io::Result<usize> {
-        // One slice (small frames only, the usual case) is a plain write: the kernel's
-        // vectored write costs more per call (measured: echo with 1000 connections, 7% more
-        // server CPU per message).
-        let written = match slices {
-            [slice] => Pin::new(stream).poll_write(context, slice),
-            _ => Pin::new(stream).poll_write_vectored(context, slices),
-        };
-        match written {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-}
-
-/// tungstenite's writes: its control frames and the close handshake.
-impl Write for TaskStream {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut context = Context::from_waker(&self.waker);
-        let stream = &mut self.stream;
-        self.outbox.write_for_tungstenite(bytes, |slices| {
-            Self::write_slices(stream, &mut context, slices)
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        // tungstenite flushes once its buffer is written out.
-        self.outbox.tungstenite_done();
-        if self.outbox.queued() > 0 {
-            let mut context = Context::from_waker(&self.waker);
-            let stream = &mut self.stream;
-            self.outbox
-                .write_all(|slices| Self::write_slices(stream, &mut context, slices))?;
-        }
-        self.poll(|stream, context| stream.poll_flush(context))
-    }
 }
 
 /// Replies are collected up to this many bytes before they are written to the socket; a batch
@@ -144,9 +73,6 @@ const WRITE_AHEAD: usize = 64 * 1024;
 /// per message instead of two). The cost is a client that stops reading leaving up to this
 /// much ciphertext rather than 64 KiB in rustls.
 const TLS_WRITE_LIMIT: usize = 2 * WRITE_AHEAD;
-
-/// The error a read fails with once the memory budget has chosen this connection to close.
-pub(crate) const EVICTED: &str = "closed to free memory for other clients";
 
 /// Whether tungstenite's error only says the socket could not take or give more yet.
 fn is_would_block(error: &Error) -> bool {
@@ -186,13 +112,7 @@ impl Socket {
                 false
             }
         };
-        let stream = TaskStream {
-            stream: ReadAhead::new(stream, plain),
-            waker: Waker::noop().clone(),
-            account,
-            progressed: false,
-            outbox: Outbox::default(),
-        };
+        let stream = TaskStream::new(stream, plain, account);
         Socket {
             websocket: WebSocket::from_partially_read(stream, tail, Role::Server, Some(config)),
             backed_up: false,

@@ -8,11 +8,11 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at};
 use tokio_tungstenite::tungstenite::http::header;
 
+use super::endpoints;
+use super::state::ServerState;
 use crate::http::{self, Route};
-use crate::shared::Shared;
-use crate::shutdown::Shutdown;
-use crate::socket::Socket;
-use crate::stream::ClientStream;
+use crate::sync::shutdown::Shutdown;
+use crate::wire::{ClientStream, Socket};
 
 /// Within the handshake timeout (TLS included), either answers plain HTTP (`None`) or
 /// upgrades, returning the WebSocket and the request path. A client too slow to finish its
@@ -20,52 +20,52 @@ use crate::stream::ClientStream;
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: &Shared,
+    state: &ServerState,
     shutdown: &mut Shutdown,
 ) -> Option<(Socket, String)> {
-    let limit = shared.config.handshake_timeout;
+    let limit = state.config.handshake_timeout;
     let started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
     let mut stream = tokio::select! {
-        secured = timeout_at(deadline, secure(stream, peer, shared)) => match secured {
+        secured = timeout_at(deadline, secure(stream, peer, state)) => match secured {
             Ok(Some(stream)) => stream,
             Ok(None) => return None,
             Err(_) => {
                 debug!(peer:% = peer; "peer {peer}: no TLS handshake within {limit:?}");
-                shared.metrics.tls_handshake_failures.increment(1);
+                state.metrics.tls_handshake_failures.increment(1);
                 return None;
             }
         },
         _ = shutdown.recv() => return None,
     };
     let request = tokio::select! {
-        outcome = timeout_at(deadline, answer_or_upgrade(&mut stream, peer, shared)) => match outcome {
+        outcome = timeout_at(deadline, answer_or_upgrade(&mut stream, peer, state)) => match outcome {
             Ok(Some(request)) => request,
             Ok(None) => return None,
             Err(_) => {
                 debug!(peer:% = peer; "peer {peer}: no complete request within {limit:?}; answering 408");
-                shared.metrics.http_answer(408);
+                state.metrics.http_answer(408);
                 let _ = timeout(limit, http::answer(&mut stream, &http::Response::timed_out())).await;
                 return None;
             }
         },
         _ = shutdown.recv() => return None,
     };
-    shared.metrics.handshake_took(started.elapsed());
+    state.metrics.handshake_took(started.elapsed());
     let path = request.head.uri().path().to_owned();
     let socket = Socket::new(
         stream,
         request.tail,
-        shared.websocket_config,
-        shared.budget_account(),
+        state.websocket_config,
+        state.budget.account_for(state.config.mode),
     );
     Some((socket, path))
 }
 
 /// The TLS handshake, when the server speaks TLS. A client that sends something other than
 /// a TLS handshake (plain HTTP to an https port, say) is told so in plain HTTP.
-async fn secure(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<ClientStream> {
-    let Some(tls) = &shared.tls else {
+async fn secure(stream: TcpStream, peer: SocketAddr, state: &ServerState) -> Option<ClientStream> {
+    let Some(tls) = &state.tls else {
         return Some(ClientStream::Plain(stream));
     };
     // A TLS handshake starts with a handshake record: content type 22.
@@ -75,8 +75,8 @@ async fn secure(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<
         Ok(1) if first[0] == TLS_HANDSHAKE_RECORD => {}
         Ok(1) => {
             debug!(peer:% = peer; "peer {peer}: plain text on the TLS port; answering 400");
-            shared.metrics.tls_handshake_failures.increment(1);
-            shared.metrics.http_answer(400);
+            state.metrics.tls_handshake_failures.increment(1);
+            state.metrics.http_answer(400);
             let mut plain = ClientStream::Plain(stream);
             let response = http::Response::text(
                 tokio_tungstenite::tungstenite::http::StatusCode::BAD_REQUEST,
@@ -93,7 +93,7 @@ async fn secure(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<
         Ok(secured) => Some(ClientStream::Tls(Box::new(secured))),
         Err(error) => {
             debug!(peer:% = peer; "peer {peer}: TLS handshake failed: {error}");
-            shared.metrics.tls_handshake_failures.increment(1);
+            state.metrics.tls_handshake_failures.increment(1);
             None
         }
     }
@@ -104,20 +104,20 @@ async fn secure(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<
 async fn answer_or_upgrade(
     stream: &mut ClientStream,
     peer: SocketAddr,
-    shared: &Shared,
+    state: &ServerState,
 ) -> Option<http::Request> {
     let request = match http::read_request(stream).await {
         Ok(request) => request,
         Err(error) => {
             debug!(peer:% = peer;"peer {peer}: {error}");
             if let Some(response) = http::Response::for_error(&error) {
-                shared.metrics.http_answer(response.status.as_u16());
+                state.metrics.http_answer(response.status.as_u16());
                 let _ = http::answer(stream, &response).await;
             }
             return None;
         }
     };
-    let response = match http::route(&request.head, &shared.config) {
+    let response = match http::route(&request.head, &state.config) {
         Route::Upgrade(response) => {
             let protocol = header::SEC_WEBSOCKET_PROTOCOL;
             if let Some(offer) = request.head.headers().get(&protocol)
@@ -131,7 +131,7 @@ async fn answer_or_upgrade(
             }
             return match http::send_upgrade(stream, &response).await {
                 Ok(()) => {
-                    shared.metrics.http_answer(101);
+                    state.metrics.http_answer(101);
                     Some(request)
                 }
                 Err(error) => {
@@ -140,38 +140,13 @@ async fn answer_or_upgrade(
                 }
             };
         }
-        Route::Health => match &shared.cluster {
-            Some(cluster) if !cluster.is_connected() => http::Response::text(
-                tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE,
-                "cannot reach Redis (--redis); retrying\n",
-            ),
-            _ => http::Response::text(tokio_tungstenite::tungstenite::http::StatusCode::OK, "ok"),
-        },
-        Route::Stats => http::Response::stats(
-            shared.config.mode,
-            shared.open_connections(),
-            shared.hub.room_sizes(),
-            shared.budget.usage(),
-            shared
-                .cluster
-                .as_ref()
-                .map(|cluster| (cluster.is_connected(), cluster.view())),
-        ),
-        Route::Metrics if metrics_allowed(peer, &shared.config.metrics_allow) => {
-            http::Response::metrics(shared.metrics.render(
-                shared.open_connections(),
-                &shared.hub.room_sizes(),
-                shared.budget.usage(),
-            ))
-        }
-        Route::Metrics => http::Response::text(
-            tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN,
-            "Forbidden: /metrics is not open to this address (--metrics-allow)\n",
-        ),
+        Route::Health => endpoints::health(&state.rooms),
+        Route::Stats => endpoints::stats(state),
+        Route::Metrics => endpoints::metrics(peer, state),
         Route::Answer(response) => response,
     }
     .for_method(request.head.method());
-    shared.metrics.http_answer(response.status.as_u16());
+    state.metrics.http_answer(response.status.as_u16());
     info!(
         peer:% = peer;
         "peer {peer}: {} {} -> {}",
@@ -183,10 +158,4 @@ async fn answer_or_upgrade(
         debug!(peer:% = peer;"peer {peer}: could not send the HTTP answer: {error}");
     }
     None
-}
-
-/// Whether `peer` may read `/metrics`. An IPv4 client on an IPv6 socket is matched as IPv4.
-fn metrics_allowed(peer: SocketAddr, allowed: &[ipnet::IpNet]) -> bool {
-    let address = peer.ip().to_canonical();
-    allowed.iter().any(|network| network.contains(&address))
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::lock::lock;
+use crate::sync::lock::lock;
 
 /// What the limit counts connections by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

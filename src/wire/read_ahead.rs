@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::stream::ClientStream;
+use super::stream::ClientStream;
 
 /// Size of the read-ahead buffer while a burst lasts.
 const BURST_BUFFER: usize = 64 * 1024;

@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::mpsc;
 
-use crate::lock::lock;
+use crate::sync::lock::lock;
 
 /// Owned by the server: starts shutdown and waits for the tasks to finish.
 pub(crate) struct Coordinator {

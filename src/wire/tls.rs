@@ -15,6 +15,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 use tokio_rustls::rustls::{self, ServerConfig};
 
 use crate::config::Config;
+use crate::error::StartError;
 
 /// The TLS side of a server: what every client's handshake uses. Clones share it, so the
 /// binary can keep one to reload the certificate while the server serves with another.
@@ -28,8 +29,8 @@ impl Tls {
     /// for `localhost`, `127.0.0.1`, `::1` and `host` with `--tls-self-signed`; `None` when
     /// TLS is off. Every failure is one line naming the file and what is wrong with it, for
     /// the binary to print before it listens on anything.
-    pub fn load(config: &Config, host: &str) -> Result<Option<Tls>, String> {
-        let acceptor = match acceptor(config, host)? {
+    pub fn load(config: &Config, host: &str) -> Result<Option<Tls>, StartError> {
+        let acceptor = match acceptor(config, host).map_err(StartError::Tls)? {
             Some(acceptor) => acceptor,
             None => return Ok(None),
         };

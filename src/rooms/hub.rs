@@ -22,8 +22,8 @@ use log::info;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::lock::lock;
-use crate::mailbox::Mailbox;
+use super::mailbox::Mailbox;
+use crate::sync::lock::lock;
 
 /// Every room that has at least one member.
 #[derive(Default)]
@@ -227,6 +227,11 @@ impl Hub {
 }
 
 impl Membership {
+    /// The name of the member's room: its URL path.
+    pub(crate) fn room_name(&self) -> &str {
+        &self.room.name
+    }
+
     /// Delivers `message` to every member of the room, this one included. Never waits; a
     /// member whose queue is full is evicted and its task told so.
     pub(crate) fn broadcast(&self, message: &Message) {

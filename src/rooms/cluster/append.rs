@@ -1,0 +1,55 @@
+//! Appending: messages sent here go to their rooms' streams in order, and one whose append
+//! fails is retried first once the link is back.
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::entry::stream_key;
+use super::link::query;
+use super::{Cluster, Outgoing, STREAM_LENGTH};
+
+impl Cluster {
+    /// Appends queued messages to their rooms' streams, in order; a message whose append
+    /// fails is retried first once the connection is back.
+    pub(super) async fn append(&self, mut outbox: mpsc::Receiver<Outgoing>) {
+        let mut retry: Option<Outgoing> = None;
+        loop {
+            let mut connection = self.connect(&self.writer_up).await;
+            loop {
+                let next = match retry.take() {
+                    Some(next) => next,
+                    None => match outbox.recv().await {
+                        Some(next) => next,
+                        None => return,
+                    },
+                };
+                let (kind, payload) = match &next.message {
+                    Message::Text(text) => ("t", Bytes::from(text.clone())),
+                    Message::Binary(bytes) => ("b", bytes.clone()),
+                    _ => continue,
+                };
+                let mut command = redis::cmd("XADD");
+                command
+                    .arg(stream_key(&next.room))
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(STREAM_LENGTH)
+                    .arg("*")
+                    .arg("n")
+                    .arg(self.node)
+                    .arg("s")
+                    .arg(next.sequence)
+                    .arg("t")
+                    .arg(kind)
+                    .arg("d")
+                    .arg(payload.as_ref());
+                if let Err(why) = query::<String>(&command, &mut connection).await {
+                    retry = Some(next);
+                    self.lost(&self.writer_up, &why);
+                    break;
+                }
+            }
+        }
+    }
+}
