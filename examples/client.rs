@@ -159,9 +159,13 @@ async fn main() -> ExitCode {
                 Some(Ok(Message::Text(text))) => println!("{text}"),
                 Some(Ok(Message::Binary(bytes))) => println!("<{} bytes of binary>", bytes.len()),
                 Some(Ok(Message::Close(frame))) => {
+                    // After Ctrl-D this is the server's answer to our close; otherwise the
+                    // server closed first.
+                    let who = if input_open { "the server closed" } else { "closed (you ended input; the server answered)" };
                     match frame {
-                        Some(frame) => eprintln!("server closed: {} {}", frame.code, frame.reason),
-                        None => eprintln!("server closed"),
+                        Some(frame) if frame.reason.is_empty() => eprintln!("{who}: {}", frame.code),
+                        Some(frame) => eprintln!("{who}: {} {}", frame.code, frame.reason),
+                        None => eprintln!("{who}"),
                     }
                     return ExitCode::SUCCESS;
                 }

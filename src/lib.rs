@@ -2,10 +2,11 @@
 
 //! wsecho: a small, fast, correct WebSocket echo, test and chat server.
 //!
-//! The binary (`src/main.rs`) only parses flags, sets up logging and calls [`run`];
-//! everything else lives here, one job per file, in folders by role. Listed in the order one
+//! The binary (`src/main.rs`) only calls [`cli::main`], which parses flags, sets up logging
+//! and calls [`run`]; everything lives here, one job per file, in folders by role. Listed in the order one
 //! message travels, each layer depends only on the ones below it:
 //!
+//! - `cli`: the command line, its subcommands, and one-line errors.
 //! - `server`: listening, the accept loop, admission, worker runtimes, background jobs and
 //!   the shutdown fan-out; [`run`] is the whole process.
 //! - `conn`: one client: the handshake (or a plain HTTP answer: the page, `/healthz`,
@@ -23,6 +24,7 @@
 //! - `config` and `error`: the one [`Config`], and why the server could not start.
 //! - `sync`: the shutdown signal and locking shared maps.
 
+pub mod cli;
 mod config;
 mod conn;
 mod error;

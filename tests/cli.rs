@@ -166,3 +166,246 @@ fn a_history_longer_than_the_queue_is_a_start_up_error() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn help_wraps_to_an_80_column_terminal() {
+    let output = Command::new(BINARY)
+        .arg("--help")
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    let long: Vec<&str> = help
+        .lines()
+        .filter(|line| line.chars().count() > 80)
+        .collect();
+    assert!(long.is_empty(), "lines over 80 columns: {long:#?}");
+    assert!(help.contains("--max-message-size"), "{help}");
+}
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_same_flags() {
+    let run = |args: &[&str]| {
+        let output = Command::new(BINARY).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("_wsecho()"), "{bash}");
+    assert!(bash.contains("--max-message-size"), "{bash}");
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef wsecho"));
+    assert!(run(&["completions", "fish"]).contains("complete -c wsecho"));
+    let man = run(&["man"]);
+    assert!(man.contains(".TH wsecho 1"), "{man}");
+    assert!(man.contains("max\\-message\\-size"), "{man}");
+}
+
+/// Every start-up mistake a newcomer makes gets one line naming the flag or variable, the
+/// value, and what would be accepted.
+#[test]
+fn start_up_errors_are_one_line_naming_the_flag_the_value_and_the_accepted_form() {
+    let cases: [(&[&str], Option<&str>, &[&str]); 6] = [
+        (
+            &["--tls-cert", "/nope.pem", "--tls-key", "/nope.pem"],
+            None,
+            &["--tls-cert /nope.pem", "No such file", "PEM"],
+        ),
+        (
+            &["--tls-cert", "Cargo.toml", "--tls-key", "Cargo.toml"],
+            None,
+            &[
+                "--tls-cert Cargo.toml",
+                "no PEM certificate",
+                "BEGIN CERTIFICATE",
+            ],
+        ),
+        (
+            &["--mode", "broadcast", "--redis", "redis//127.0.0.1:6379"],
+            None,
+            &[
+                "--redis redis//127.0.0.1:6379",
+                "redis://[user:password@]host:port[/db]",
+            ],
+        ),
+        (&[], Some("abc"), &["PORT", "abc", "0 to 65535"]),
+        (
+            &["--port", "99999"],
+            None,
+            &["--port", "99999", "0 to 65535"],
+        ),
+        (
+            &["--mode", "shout"],
+            None,
+            &["shout", "echo, raw, broadcast"],
+        ),
+    ];
+    for (args, port_variable, expected) in cases {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .env_remove("PORT")
+            .env("RUST_LOG", "info");
+        if let Some(port) = port_variable {
+            command.env("PORT", port);
+        } else if !args.contains(&"--port") {
+            command.args(["--port", "0"]);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("wsecho: "), "{stderr}");
+        for part in expected {
+            assert!(stderr.contains(part), "{args:?}: {stderr} lacks {part:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_default_start_warns_of_nothing_and_names_the_page_to_open() {
+    let server = ServerProcess::start(&[]).await;
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "listening on ws://{0} (the page: http://{0}/)",
+            server.addr
+        )),
+        "{log}"
+    );
+    eventually("the start-up lines", || async {
+        server.log().contains("memory budget for clients")
+    })
+    .await;
+    let log = server.log();
+    let budget_line = log
+        .lines()
+        .find(|line| line.contains("memory budget for clients"))
+        .unwrap();
+    assert!(budget_line.contains("INFO"), "{budget_line}");
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("WARN") && line.contains("--max-")),
+        "a warning about the defaults:\n{log}"
+    );
+    assert!(log.contains(&format!("pid {}", server.pid())), "{log}");
+}
+
+#[tokio::test]
+async fn the_address_is_shown_even_when_rust_log_hides_info() {
+    let mut child = Command::new(BINARY)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first_line = within(
+        "the listening line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).unwrap();
+            line
+        }),
+    )
+    .await
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first_line.starts_with("wsecho: listening on ws://127.0.0.1:"),
+        "{first_line}"
+    );
+    assert!(
+        first_line.contains("(the page: http://127.0.0.1:"),
+        "{first_line}"
+    );
+}
+
+#[tokio::test]
+async fn sighup_without_tls_is_logged_and_ignored() {
+    let server = ServerProcess::start(&[]).await;
+    server.signal("HUP");
+    eventually("the SIGHUP line", || async {
+        server
+            .log()
+            .contains("SIGHUP: no TLS certificate to reload")
+    })
+    .await;
+    let (mut client, _) = within(
+        "connect after SIGHUP",
+        tokio_tungstenite::connect_async(format!("ws://{}", server.addr)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_text(&mut client).await,
+        "Welcome to the WebSocket server!"
+    );
+    drop(client);
+    assert_eq!(server.terminate().await, Some(0));
+}
+
+#[tokio::test]
+async fn a_second_signal_during_shutdown_exits_at_once() {
+    // A client that never answers the close frame would hold shutdown for the close
+    // timeout, far longer than the test waits.
+    let server = ServerProcess::start(&["--close-timeout", "600"]).await;
+    let mut silent = raw_websocket(server.addr).await;
+    let _welcome = read_server_frame(&mut silent).await;
+    server.signal("TERM");
+    eventually("shutdown to begin", || async {
+        server.log().contains("shutting down")
+    })
+    .await;
+    server.signal("INT");
+    assert_eq!(server.exit_code().await, Some(130));
+    drop(silent);
+}
+
+/// The example client (`cargo run --example client`), built beside the tests.
+fn example_client() -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    deps.parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("client"))
+        .expect("the test binary sits in target/<profile>/deps")
+}
+
+#[tokio::test]
+async fn the_example_client_says_who_closed() {
+    let server = ServerProcess::start(&[]).await;
+    let url = format!("ws://{}", server.addr);
+    // Input ends after one line (as with Ctrl-D): the client closes, the server answers.
+    let output = within(
+        "the example client",
+        tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(example_client())
+                .arg(&url)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("the example client is built by cargo test");
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"hello\n").unwrap();
+            child.wait_with_output().unwrap()
+        }),
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Welcome to the WebSocket server!"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Hello from server, you said: \"hello\""),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("closed (you ended input; the server answered)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the server closed"), "{stderr}");
+}

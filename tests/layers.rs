@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// The top-level modules, each with its layer: a module may import only modules of a lower
 /// layer. Modules on one layer know nothing of each other.
-const LAYERS: [(&str, u8); 11] = [
+const LAYERS: [(&str, u8); 12] = [
+    ("cli", 10),
     ("server", 9),
     ("conn", 8),
     ("http", 7),

@@ -147,6 +147,20 @@ async fn plain_http_on_the_tls_port_gets_a_400_that_says_so() {
     let answer = get(server.addr, "/").await;
     assert_eq!(answer.status, 400);
     assert!(String::from_utf8_lossy(&answer.body).contains("expects TLS"));
+    // The status line says so too, for clients that show only that (websocat).
+    let mut plain = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = within("the answer", plain.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    let status_line = response.lines().next().unwrap_or_default();
+    assert_eq!(
+        status_line,
+        "HTTP/1.1 400 Bad Request (this port expects TLS: use wss:// or https://)"
+    );
     secure.send(Message::text("still here")).await.unwrap();
     assert_eq!(
         next_data(&mut secure).await,

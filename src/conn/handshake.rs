@@ -81,7 +81,8 @@ async fn secure(stream: TcpStream, peer: SocketAddr, state: &ServerState) -> Opt
             let response = http::Response::text(
                 tokio_tungstenite::tungstenite::http::StatusCode::BAD_REQUEST,
                 "Bad Request: this port expects TLS; connect with https:// or wss://\n",
-            );
+            )
+            .with_reason("Bad Request (this port expects TLS: use wss:// or https://)");
             // The request is read first, so that the answer is not lost to a reset.
             let _ = http::read_request(&mut plain).await;
             let _ = http::answer(&mut plain, &response).await;

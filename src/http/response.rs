@@ -33,6 +33,9 @@ pub(crate) struct Response {
     /// The request was `HEAD`: the same status and headers (`Content-Length` included), but
     /// no body.
     pub omit_body: bool,
+    /// The status line's reason phrase, when the standard one is not enough: clients that
+    /// show only the status line (websocat, browsers' consoles) then show why.
+    pub reason: Option<&'static str>,
 }
 
 impl Response {
@@ -44,6 +47,7 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             body: Cow::Borrowed(body),
             omit_body: false,
+            reason: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Response {
             content_type: "application/json",
             body: Cow::Owned(json),
             omit_body: false,
+            reason: None,
         }
     }
 
@@ -103,7 +108,14 @@ impl Response {
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             body: Cow::Owned(exposition),
             omit_body: false,
+            reason: None,
         }
+    }
+
+    /// The same answer with `reason` as the status line's reason phrase.
+    pub(crate) fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     /// Adds a header to the ones every response carries.
@@ -115,9 +127,12 @@ impl Response {
     /// The answer for a head that could not be read, if the client is still there to hear it.
     pub(crate) fn for_error(error: &HeadError) -> Option<Self> {
         match error {
-            HeadError::Malformed(why) => Some(Response::bad_request(&format!(
-                "{why} (this is a WebSocket server; connect with ws://)"
-            ))),
+            HeadError::Malformed(why) => Some(
+                Response::bad_request(&format!(
+                    "{why} (this is a WebSocket server; connect with ws://)"
+                ))
+                .with_reason("Bad Request (not an HTTP request; connect with ws://)"),
+            ),
             HeadError::TooLarge => Some(Response::text(
                 http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "Request Header Fields Too Large\n",
@@ -139,9 +154,13 @@ pub(crate) async fn send_upgrade(
 
 /// Sends `response`, then closes the connection gently (see [`LINGER`]).
 pub(crate) async fn answer(stream: &mut ClientStream, response: &Response) -> io::Result<()> {
+    let reason = response
+        .reason
+        .or(response.status.canonical_reason())
+        .unwrap_or_default();
     let mut head = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        response.status,
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status.as_u16(),
         response.content_type,
         response.body.len()
     );

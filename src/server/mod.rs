@@ -68,11 +68,7 @@ impl Server {
     ) {
         let state = self.state;
         let config = &state.config;
-        log_limits(
-            state.budget.usage().limit,
-            config.max_connections,
-            config.max_message_size,
-        );
+        log_limits(state.budget.usage().limit, config.max_message_size);
         let coordinator = Coordinator::new();
         let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS));
         for listener in listeners {

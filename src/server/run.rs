@@ -23,7 +23,13 @@ pub struct Listening {
     pub host: String,
 
     /// Port to listen on; 0 picks a free one (the log says which).
-    #[arg(long, help_heading = "Listening", env = "PORT", default_value_t = 8080)]
+    #[arg(
+        long,
+        help_heading = "Listening",
+        env = "PORT",
+        default_value_t = 8080,
+        value_parser = parse_port
+    )]
     pub port: u16,
 
     /// Worker threads, each serving its share of the connections in turn; 1 runs everything
@@ -35,6 +41,16 @@ pub struct Listening {
         value_parser = clap::value_parser!(u16).range(1..)
     )]
     pub threads: Option<u16>,
+}
+
+/// Parses a port number; the error names both places a port can come from, since clap's
+/// own message names only the flag even when the value came from `PORT`.
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.trim().parse().map_err(|_| {
+        "expected a port number from 0 to 65535 (from --port, or the PORT environment \
+         variable)"
+            .to_owned()
+    })
 }
 
 /// Runs the server as the binary does, until SIGINT or SIGTERM: starts the worker runtimes,
@@ -55,24 +71,58 @@ pub fn run(listening: &Listening, config: Config) -> Result<(), StartError> {
     // Before anything listens: a bad certificate or key is a start-up error.
     let tls = Tls::load(&config, &listening.host)?;
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let reload = tls.clone().map(|tls| reload_on_hangup(tls, config.clone()));
-    let server = Server::new(config, tls)?;
+    let has_tls = tls.is_some();
+    let hangup_config = config.clone();
+    let server = Server::new(config, tls.clone())?;
     runtime.block_on(async {
+        let hangups = reload_on_hangup(tls, hangup_config).map_err(StartError::Runtime)?;
         let listeners = bind(&listening.host, listening.port)
             .await
             .map_err(StartError::Listen)?;
         for listener in &listeners {
             if let Ok(address) = listener.local_addr() {
-                info!("listening on {scheme}://{address}");
+                announce(scheme, address);
             }
         }
-        info!("serving on {} worker thread(s)", workers.count());
-        if let Some(reload) = reload {
-            tokio::spawn(reload);
+        let pid = std::process::id();
+        if has_tls {
+            info!(
+                "pid {pid}, serving on {} worker thread(s); `kill -HUP {pid}` reloads the TLS \
+                 certificate",
+                workers.count()
+            );
+        } else {
+            info!("pid {pid}, serving on {} worker thread(s)", workers.count());
         }
-        server
-            .serve_on(Arc::new(workers), listeners, terminated())
-            .await;
+        tokio::spawn(hangups);
+        let serving = server.serve_on(Arc::new(workers), listeners, terminated());
+        tokio::select! {
+            () = serving => {}
+            () = second_signal() => {
+                warn!("a second signal during shutdown: exiting without waiting for clients");
+                std::process::exit(130);
+            }
+        }
         Ok(())
     })
+}
+
+/// Resolves on the second SIGINT or SIGTERM: the first starts a graceful shutdown, and a
+/// user who presses Ctrl-C again does not want to wait for it.
+async fn second_signal() {
+    terminated().await;
+    terminated().await;
+}
+
+/// Says where the server listens, and the page to open: in the log at `info`, and on stderr
+/// directly when `RUST_LOG` hides that level, so that the address (and with `--port 0` the
+/// port picked) is always visible.
+fn announce(scheme: &str, address: std::net::SocketAddr) {
+    let page = if scheme == "wss" { "https" } else { "http" };
+    let line = format!("listening on {scheme}://{address} (the page: {page}://{address}/)");
+    if log::log_enabled!(log::Level::Info) {
+        info!("{line}");
+    } else {
+        eprintln!("wsecho: {line}");
+    }
 }

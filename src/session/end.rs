@@ -141,7 +141,7 @@ impl End {
     fn log(&self, peer: SocketAddr) {
         match self {
             End::ClientClosed(Some(frame)) => {
-                info!(peer:% = peer, code = u16::from(frame.code); "peer {peer} disconnected ({} {})", frame.code, frame.reason)
+                info!(peer:% = peer, code = u16::from(frame.code); "peer {peer} disconnected ({})", Described(frame))
             }
             End::ClientClosed(None) => info!(peer:% = peer;"peer {peer} disconnected"),
             End::Vanished(why) => {
@@ -166,9 +166,24 @@ impl End {
             ),
             End::Kicked(frame) => info!(
                 peer:% = peer, code = u16::from(frame.code);
-                "peer {peer} disconnected by the server ({} {})",
-                frame.code, frame.reason
+                "peer {peer} disconnected by the server ({})",
+                Described(frame)
             ),
+        }
+    }
+}
+
+/// A close frame as the log shows it: the code, and the reason after a space when there is
+/// one (`1000 bye`, or just `1000`).
+struct Described<'a>(&'a CloseFrame);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let CloseFrame { code, reason } = self.0;
+        if reason.is_empty() {
+            write!(f, "{code}")
+        } else {
+            write!(f, "{code} {reason}")
         }
     }
 }
@@ -298,5 +313,13 @@ mod tests {
             Some(CloseCode::Again)
         );
         assert_eq!(code(End::NotReading), Some(CloseCode::Policy));
+    }
+
+    #[test]
+    fn a_close_frame_without_a_reason_is_logged_without_a_trailing_space() {
+        let empty = close_frame(CloseCode::Normal, "");
+        assert_eq!(Described(&empty).to_string(), "1000");
+        let bye = close_frame(CloseCode::Normal, "bye");
+        assert_eq!(Described(&bye).to_string(), "1000 bye");
     }
 }

@@ -64,20 +64,27 @@ impl Tls {
     }
 }
 
-/// Reloads the certificate and key on every SIGHUP, for as long as the process runs,
-/// logging each outcome; the binary spawns it beside the server.
-pub async fn reload_on_hangup(tls: Tls, config: Config) {
+/// Takes over SIGHUP at once (its default action ends the process) and returns the task
+/// that answers it for as long as the process runs: with TLS, the certificate and key are
+/// reloaded and the outcome logged; without, the signal is logged and ignored. Call it
+/// inside the runtime, before listening; the binary spawns the task beside the server.
+pub fn reload_on_hangup(
+    tls: Option<Tls>,
+    config: Config,
+) -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        warn!("cannot listen for SIGHUP; the certificate will not be reloaded");
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        match tls.reload(&config) {
-            Ok(()) => info!("SIGHUP: reloaded the TLS certificate and key"),
-            Err(error) => warn!("SIGHUP: keeping the current certificate: {error}"),
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(async move {
+        while hangups.recv().await.is_some() {
+            match &tls {
+                Some(tls) => match tls.reload(&config) {
+                    Ok(()) => info!("SIGHUP: reloaded the TLS certificate and key"),
+                    Err(error) => warn!("SIGHUP: keeping the current certificate: {error}"),
+                },
+                None => info!("SIGHUP: no TLS certificate to reload (--tls-cert); ignored"),
+            }
         }
-    }
+    })
 }
 
 /// The acceptor for the configured certificate, `None` when TLS is off.
@@ -90,7 +97,8 @@ fn acceptor(config: &Config, host: &str) -> Result<Option<TlsAcceptor>, String> 
             (Some(cert), Some(key)) => {
                 let chain = read_chain(cert)?;
                 warn_if_expired(cert, &chain[0]);
-                (chain, read_key(key)?)
+                let key = read_key(key)?;
+                (chain, key)
             }
             _ => return Err("--tls-cert and --tls-key go together".into()),
         }
@@ -107,7 +115,8 @@ fn acceptor(config: &Config, host: &str) -> Result<Option<TlsAcceptor>, String> 
         .with_single_cert(chain, key)
         .map_err(|error| match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => format!(
-                "{} and {} do not go together: {error}",
+                "--tls-cert {} and --tls-key {} do not go together: {error}; expected the \
+                 private key of that certificate",
                 cert.display(),
                 key.display()
             ),
@@ -117,14 +126,19 @@ fn acceptor(config: &Config, host: &str) -> Result<Option<TlsAcceptor>, String> 
     Ok(Some(TlsAcceptor::from(Arc::new(server_config))))
 }
 
+/// The certificate chain in the PEM file `--tls-cert` names.
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let unreadable = |error: &dyn std::fmt::Display| format!("{}: {error}", path.display());
+    const EXPECTED: &str = "expected a readable PEM file with the certificate (chain), \
+                            -----BEGIN CERTIFICATE----- blocks";
+    let unreadable = |error: &dyn std::fmt::Display| {
+        format!("--tls-cert {}: {error}; {EXPECTED}", path.display())
+    };
     let chain = CertificateDer::pem_file_iter(path)
         .map_err(|error| unreadable(&error))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| unreadable(&error))?;
     if chain.is_empty() {
-        return Err(format!("{}: no PEM certificate in it", path.display()));
+        return Err(unreadable(&"no PEM certificate in it"));
     }
     Ok(chain)
 }
@@ -148,7 +162,13 @@ fn warn_if_expired(path: &Path, certificate: &CertificateDer<'_>) {
 
 /// A PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key in PEM.
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|error| format!("{}: {error}", path.display()))
+    PrivateKeyDer::from_pem_file(path).map_err(|error| {
+        format!(
+            "--tls-key {}: {error}; expected a readable PEM file with a PKCS#8, PKCS#1 or SEC1 \
+             private key",
+            path.display()
+        )
+    })
 }
 
 /// A certificate made now, and its key, which never leaves memory; the certificate alone is
@@ -165,7 +185,7 @@ fn self_signed(
         .map_err(|error| format!("cannot make a self-signed certificate: {error}"))?;
     if let Some(path) = cert_out {
         std::fs::write(path, made.cert.pem())
-            .map_err(|error| format!("{}: {error}", path.display()))?;
+            .map_err(|error| format!("--tls-cert-out {}: {error}", path.display()))?;
         info!("wrote the self-signed certificate to {}", path.display());
     }
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));

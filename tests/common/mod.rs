@@ -455,6 +455,10 @@ impl ServerProcess {
         self.log.lock().unwrap().clone()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory in bytes, from /proc.
     pub fn rss(&self) -> u64 {
         wsecho_bench::rss(self.child.id()).expect("the server's /proc status")
@@ -479,12 +483,13 @@ impl ServerProcess {
     }
 
     /// Sends SIGTERM and returns the exit code.
-    pub async fn terminate(mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
+    pub async fn terminate(self) -> Option<i32> {
+        self.signal("TERM");
+        self.exit_code().await
+    }
+
+    /// Waits (within [`PATIENCE`]) for the process to exit, and returns its exit code.
+    pub async fn exit_code(mut self) -> Option<i32> {
         let status = within(
             "the server process to exit",
             tokio::task::spawn_blocking(move || self.child.wait()),

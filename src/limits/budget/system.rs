@@ -58,26 +58,15 @@ pub fn default_limit() -> usize {
     }
 }
 
-/// Logs the budget, and warns when the per-client limits allow far more than it: they
-/// always do by default (10,000 clients × 64 MiB), which is what the budget is for, but
-/// the user should know which limit will bite first.
-pub fn log_limits(limit: usize, max_connections: usize, max_message_size: usize) {
+/// Logs the budget at start, and warns when `--max-message-size` is over half of it: such
+/// a message may never fit while others are in flight. (Connections × message size always
+/// exceeds the budget by far with the defaults, which is what the budget is for, so that is
+/// not worth a warning.)
+pub fn log_limits(limit: usize, max_message_size: usize) {
     info!(
-        "memory budget for clients: {} (--max-memory)",
+        "memory budget for clients: {} (--max-memory); past it the largest senders are paused",
         format_bytes(limit)
     );
-    let worst_case = max_connections.saturating_mul(max_message_size);
-    if worst_case / 100 > limit {
-        warn!(
-            "--max-connections {} × --max-message-size {} allows {}, over 100 times the \
-             memory budget of {}: past the budget, the largest senders are paused, and \
-             after --ping-timeout closed with 1013",
-            max_connections,
-            format_bytes(max_message_size),
-            format_bytes(worst_case),
-            format_bytes(limit)
-        );
-    }
     if max_message_size.saturating_mul(2) > limit {
         warn!(
             "--max-message-size {} is over half the memory budget of {}: a message that \

@@ -137,7 +137,12 @@ impl Cluster {
                 redis::Client::build_with_tls(url, certificates)
             }
         }
-        .map_err(|error| StartError::Redis(format!("--redis {shown}: {error}")))?;
+        .map_err(|error| {
+            StartError::Redis(format!(
+                "--redis {shown}: {error}; expected redis://[user:password@]host:port[/db], \
+                 or rediss://... for Redis over TLS"
+            ))
+        })?;
         let (outbox, outbox_receiver) = mpsc::channel(OUTBOX);
         let (starts, starts_receiver) = mpsc::unbounded_channel();
         Ok(Arc::new(Cluster {

@@ -1,0 +1,69 @@
+//! The README as a front door: short, two set-up commands, and every link it (or a page in
+//! `docs/`) makes to a file of the repository leads somewhere.
+
+use std::path::Path;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(Path::new(ROOT).join(name))
+        .unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
+/// The section of `markdown` under the `## heading`, up to the next `## `.
+fn section<'a>(markdown: &'a str, heading: &str) -> &'a str {
+    let start = markdown
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    let rest = &markdown[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |end| end + 3);
+    &rest[..end]
+}
+
+#[test]
+fn the_readme_fits_on_a_few_screens_and_sets_up_with_two_commands() {
+    let readme = read("README.md");
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 300,
+        "README.md is {lines} lines; move detail to docs/"
+    );
+    let set_up = section(&readme, "Set up");
+    let commands: Vec<&str> = set_up
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default().trim())
+        .collect();
+    assert_eq!(
+        commands,
+        ["cargo run --release -- --port 8080", "cargo test"],
+        "the set-up section's commands"
+    );
+}
+
+#[test]
+fn every_link_to_a_file_of_the_repository_leads_to_one() {
+    let mut pages = vec!["README.md".to_owned()];
+    for entry in std::fs::read_dir(Path::new(ROOT).join("docs")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") {
+            pages.push(format!("docs/{name}"));
+        }
+    }
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = read(page);
+        let folder = Path::new(page).parent().unwrap_or(Path::new(""));
+        for target in text.split("](").skip(1) {
+            let target = target.split(')').next().unwrap_or_default();
+            let file = target.split('#').next().unwrap_or_default();
+            if file.is_empty() || file.contains("://") || file.starts_with("mailto:") {
+                continue;
+            }
+            if !Path::new(ROOT).join(folder).join(file).exists() {
+                broken.push(format!("{page}: {target}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to missing files: {broken:#?}");
+}
