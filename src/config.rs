@@ -146,8 +146,8 @@ pub struct Config {
     pub max_queue: usize,
 
     /// Broadcast mode: the room's last N messages are sent to each client that joins, after
-    /// the welcome and a `{"wsecho":"history","count":N}` notice, so a reconnecting chat
-    /// page catches up.
+    /// the welcome, so a reconnecting chat page catches up. A client that connects with
+    /// `?history_notice=1` gets `{"wsecho":"history","count":N}` before them.
     #[arg(
         help_heading = "Broadcast",
         long,

@@ -349,7 +349,7 @@ async fn a_member_blocked_in_send_while_its_socket_is_full_does_not_stall_the_ro
 }
 
 #[tokio::test]
-async fn a_joining_member_gets_the_rooms_last_messages_after_a_notice_then_live_ones() {
+async fn a_joining_member_that_asks_gets_a_notice_then_the_rooms_last_messages_then_live_ones() {
     let server = TestServer::start(Config {
         mode: Mode::Broadcast,
         history: 3,
@@ -366,7 +366,7 @@ async fn a_joining_member_gets_the_rooms_last_messages_after_a_notice_then_live_
     send_text(&mut elsewhere, "elsewhere").await;
     assert_eq!(next_text(&mut elsewhere).await, "elsewhere");
 
-    let mut joiner = server.connect_welcomed("/chat").await;
+    let mut joiner = server.connect_welcomed("/chat?history_notice=1").await;
     assert_eq!(
         next_text(&mut joiner).await,
         r#"{"wsecho":"history","count":3}"#
@@ -386,7 +386,7 @@ async fn a_joining_member_gets_the_rooms_last_messages_after_a_notice_then_live_
         next_message(&mut first).await,
         Message::binary(vec![0u8, 255])
     );
-    let mut late = server.connect_welcomed("/chat").await;
+    let mut late = server.connect_welcomed("/chat?history_notice=1").await;
     assert_eq!(
         next_text(&mut late).await,
         r#"{"wsecho":"history","count":3}"#
@@ -397,6 +397,37 @@ async fn a_joining_member_gets_the_rooms_last_messages_after_a_notice_then_live_
         next_message(&mut late).await,
         Message::binary(vec![0u8, 255])
     );
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_joining_member_gets_the_history_as_plain_messages_unless_it_asks_for_the_notice() {
+    let server = TestServer::start(Config {
+        mode: Mode::Broadcast,
+        history: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut first = server.connect_welcomed("/chat").await;
+    for text in ["one", "two"] {
+        send_text(&mut first, text).await;
+        assert_eq!(next_text(&mut first).await, text);
+    }
+    // As a chat client that shows every message would see it: the history, nothing else.
+    for path in ["/chat", "/chat?history_notice=0", "/chat?other=1"] {
+        let mut joiner = server.connect_welcomed(path).await;
+        assert_eq!(next_text(&mut joiner).await, "one", "{path}");
+        assert_eq!(next_text(&mut joiner).await, "two", "{path}");
+        send_text(&mut first, "live").await;
+        assert_eq!(next_text(&mut first).await, "live");
+        assert_eq!(next_text(&mut joiner).await, "live", "{path}");
+        joiner.close(None).await.unwrap();
+        // The room's history now ends with "live": start it again for the next joiner.
+        for text in ["one", "two"] {
+            send_text(&mut first, text).await;
+            assert_eq!(next_text(&mut first).await, text);
+        }
+    }
     server.shut_down().await;
 }
 

@@ -14,6 +14,24 @@ use crate::http::{self, Route};
 use crate::sync::shutdown::Shutdown;
 use crate::wire::{ClientStream, Socket};
 
+/// What the client asked for in its request's target: the path (in broadcast mode, the
+/// room) and the options in its query string.
+pub(super) struct Target {
+    /// The path, without the query.
+    pub path: String,
+    /// `?history_notice=1`: a broadcast member wants the notice before a replayed history.
+    pub history_notice: bool,
+}
+
+impl Target {
+    fn of(uri: &tokio_tungstenite::tungstenite::http::Uri) -> Self {
+        Target {
+            path: uri.path().to_owned(),
+            history_notice: http::query_flag(uri.query(), "history_notice"),
+        }
+    }
+}
+
 /// Within the handshake timeout (TLS included), either answers plain HTTP (`None`) or
 /// upgrades, returning the WebSocket and the request path. A client too slow to finish its
 /// request gets `408`.
@@ -22,7 +40,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     state: &ServerState,
     shutdown: &mut Shutdown,
-) -> Option<(Socket, String)> {
+) -> Option<(Socket, Target)> {
     let limit = state.config.handshake_timeout;
     let started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
@@ -52,14 +70,14 @@ pub(crate) async fn run(
         _ = shutdown.recv() => return None,
     };
     state.metrics.handshake_took(started.elapsed());
-    let path = request.head.uri().path().to_owned();
+    let target = Target::of(request.head.uri());
     let socket = Socket::new(
         stream,
         request.tail,
         state.websocket_config,
         state.budget.account_for(state.config.mode),
     );
-    Some((socket, path))
+    Some((socket, target))
 }
 
 /// The TLS handshake, when the server speaks TLS. A client that sends something other than

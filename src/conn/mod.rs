@@ -34,11 +34,12 @@ pub(crate) async fn serve(
     state: &ServerState,
     mut shutdown: Shutdown,
 ) {
-    let Some((mut socket, path)) =
+    let Some((mut socket, target)) =
         Box::pin(handshake::run(stream, peer, state, &mut shutdown)).await
     else {
         return;
     };
+    let path = &target.path;
     info!(peer:% = peer, path = path.as_str(); "peer {peer} connected to {path}");
     let metrics = &state.metrics;
     metrics.websocket_open.increment(1);
@@ -53,7 +54,7 @@ pub(crate) async fn serve(
                 &mut session,
                 rooms,
                 &state.welcome,
-                &path,
+                (path, target.history_notice),
                 &mut shutdown,
             ))
             .await

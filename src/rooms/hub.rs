@@ -10,8 +10,8 @@
 //! messages in the order the room received them.
 //!
 //! With `--history N` a room also keeps its last N messages (clones again, so the payloads
-//! are shared) and a member who joins finds them in its queue, after a notice saying how
-//! many they are; an empty room is removed, and its history with it.
+//! are shared) and a member who joins finds them in its queue (after a notice saying how
+//! many they are, if it asked for one); an empty room is removed, and its history with it.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -54,6 +54,8 @@ struct Members {
 struct Member {
     queue: Arc<Mailbox>,
     eviction: Arc<Eviction>,
+    /// The member asked to be told how many replayed messages precede the live ones.
+    history_notice: bool,
 }
 
 /// Set by the room when it drops a member that fell behind; the member's task watches it.
@@ -88,9 +90,19 @@ impl Room {
 }
 
 /// The text frame that tells a joining member how many of the room's earlier messages follow
-/// (`{"wsecho":"history","count":N}`), so that a client can tell them from live ones.
+/// (`{"wsecho":"history","count":N}`), so that a client can tell them from live ones. Only
+/// members that ask for it (`?history_notice=1`) get it: to any other chat client it would
+/// be one more message to show.
 fn history_notice(count: usize) -> Message {
     Message::text(format!("{{\"wsecho\":\"history\",\"count\":{count}}}"))
+}
+
+/// A joining member's replay: the notice if it asked for one, then the room's history.
+fn replay(history: &VecDeque<Message>, notice: bool) -> impl Iterator<Item = Message> + '_ {
+    notice
+        .then(|| history_notice(history.len()))
+        .into_iter()
+        .chain(history.iter().cloned())
 }
 
 /// A client's place in a room; leaving the room is dropping this.
@@ -116,12 +128,14 @@ impl Hub {
     }
 
     /// Adds `peer` to the room called `name`, creating the room if it is new. `capacity` is how
-    /// many messages may wait for this member before it is evicted.
+    /// many messages may wait for this member before it is evicted; `history_notice`: the
+    /// replayed history is preceded by a notice saying how long it is.
     pub(crate) fn join(
         self: &Arc<Self>,
         name: &str,
         peer: SocketAddr,
         capacity: usize,
+        history_notice: bool,
     ) -> Membership {
         let queue = Arc::new(Mailbox::new(capacity));
         let eviction = Arc::new(Eviction::default());
@@ -140,10 +154,7 @@ impl Hub {
             };
             let mut members = lock(&room.members);
             if !members.history.is_empty() {
-                queue.preload(
-                    std::iter::once(history_notice(members.history.len()))
-                        .chain(members.history.iter().cloned()),
-                );
+                queue.preload(replay(&members.history, history_notice));
             }
             let id = members.next_id;
             members.next_id += 1;
@@ -152,6 +163,7 @@ impl Hub {
                 Member {
                     queue: queue.clone(),
                     eviction: eviction.clone(),
+                    history_notice,
                 },
             );
             let size = members.by_id.len();
@@ -203,10 +215,9 @@ impl Hub {
         members.history = messages.into_iter().skip(skip).collect();
         let members = &*members;
         for member in members.by_id.values() {
-            member.queue.preload(
-                std::iter::once(history_notice(members.history.len()))
-                    .chain(members.history.iter().cloned()),
-            );
+            member
+                .queue
+                .preload(replay(&members.history, member.history_notice));
         }
     }
 

@@ -49,10 +49,16 @@ impl Rooms {
     }
 
     /// Adds `peer` to the room called `name`; `capacity` is how many messages may wait for
-    /// it. When the room is new on this node and shared through Redis, returns once the
+    /// it; `history_notice`: see `hub`. When the room is new on this node and shared through Redis, returns once the
     /// room's stream is being read, so the member's own first message comes back to it.
-    pub(crate) async fn join(&self, name: &str, peer: SocketAddr, capacity: usize) -> Membership {
-        let member = self.hub.join(name, peer, capacity);
+    pub(crate) async fn join(
+        &self,
+        name: &str,
+        peer: SocketAddr,
+        capacity: usize,
+        history_notice: bool,
+    ) -> Membership {
+        let member = self.hub.join(name, peer, capacity, history_notice);
         if let Some(cluster) = &self.cluster
             && member.first
         {

@@ -45,18 +45,20 @@ enum Wake {
     ShortOfMemory,
 }
 
-/// Joins the room named by `room`, sends the welcome, then relays messages both ways until
-/// the session ends; returns only by ending.
+/// Joins the room named by `room` (with the history notice if `history_notice`), sends the
+/// welcome, then relays messages both ways until the session ends; returns only by ending.
 pub(crate) async fn run(
     session: &mut Session<'_>,
     rooms: &Rooms,
     welcome: &Option<Utf8Bytes>,
-    room: &str,
+    (room, history_notice): (&str, bool),
     shutdown: &mut Shutdown,
 ) -> Result<Infallible, End> {
     let max_queue = session.config.max_queue;
     let write_limit = session.config.ping_timeout;
-    let member = rooms.join(room, session.peer, max_queue).await;
+    let member = rooms
+        .join(room, session.peer, max_queue, history_notice)
+        .await;
     let eviction = member.eviction();
     session.welcome(welcome).await?;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));

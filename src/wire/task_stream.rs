@@ -25,6 +25,9 @@ pub(super) struct TaskStream {
     pub(super) account: Account,
     /// Bytes have arrived since the keepalive last asked (see [`Socket::take_progress`]).
     pub(super) progressed: bool,
+    /// Every byte tungstenite has been given, from the stream or left over from the
+    /// handshake: see `socket::release`.
+    pub(super) read_total: u64,
     /// Data frames, written from their own payloads rather than through tungstenite's
     /// buffer (see `outbox`); tungstenite's own writes go through it too.
     pub(super) outbox: Outbox,
@@ -39,6 +42,7 @@ impl TaskStream {
             waker: Waker::noop().clone(),
             account,
             progressed: false,
+            read_total: 0,
             outbox: Outbox::default(),
         }
     }
@@ -76,6 +80,7 @@ impl Read for TaskStream {
         };
         self.account.read(count);
         self.progressed |= count > 0;
+        self.read_total += count as u64;
         Ok(count)
     }
 }

@@ -93,6 +93,24 @@ impl Account {
         admission
     }
 
+    /// Whether the connection is charged for messages of `bytes` or more: tungstenite holds a
+    /// read buffer that large.
+    pub(crate) fn holds_at_least(&self, bytes: usize) -> bool {
+        self.holder.is_some() && self.covered >= bytes
+    }
+
+    /// The connection has let go of its large buffers (see `wire::socket::release`): its
+    /// charge goes back to the budget, and its next large message is charged afresh.
+    pub(crate) fn release(&mut self) {
+        if let Some((id, _)) = self.holder.take() {
+            self.budget.release(id);
+        }
+        self.covered = ALLOWANCE;
+        self.in_progress = 0;
+        self.in_line = false;
+        self.paused = false;
+    }
+
     /// Whether the budget has chosen this connection to close.
     pub(crate) fn is_evicted(&self) -> bool {
         self.holder

@@ -24,32 +24,10 @@ use super::stream::ClientStream;
 use super::task_stream::TaskStream;
 use crate::limits::budget::Account;
 
-/// Bytes tungstenite reads at a time, and allocates per connection up front. tungstenite's
-/// default (128 KiB) costs that much memory on every idle client and zero-fills it on every
-/// read; bursts are served by `ReadAhead`'s buffer instead, which exists only while data is
-/// pouring in, so this can be small enough to keep an idle connection within a few KB.
-/// `docs/performance.md` has the measurements behind the choice.
-const READ_BUFFER_SIZE: usize = 512;
+mod release;
+mod settings;
 
-/// Bytes of control frames tungstenite collects before writing them, and half of what it may
-/// hold.
-const CONTROL_WRITE_BUFFER: usize = 4 * 1024;
-
-/// tungstenite's settings for every connection: small buffers, and `max_message_size` as
-/// the limit on a message and on a frame.
-pub(crate) fn websocket_config(max_message_size: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_SIZE)
-        // tungstenite writes only control frames (data goes through `outbox`), and holds
-        // few: an answer to a ping it cannot write yet waits there, and a client that
-        // sends pings and never reads would pile them up (a broadcast member's socket is
-        // read while its writes wait). Past the limit tungstenite keeps only the latest,
-        // which is all RFC 6455 asks.
-        .write_buffer_size(CONTROL_WRITE_BUFFER)
-        .max_write_buffer_size(2 * CONTROL_WRITE_BUFFER)
-        .max_message_size(Some(max_message_size))
-        .max_frame_size(Some(max_message_size))
-}
+pub(crate) use settings::websocket_config;
 
 /// A server-side WebSocket owned by one task, with the async operations a session needs.
 pub(crate) struct Socket {
@@ -59,6 +37,15 @@ pub(crate) struct Socket {
     backed_up: bool,
     /// The connection is over (closed or failed); reading yields nothing more.
     ended: bool,
+    /// The last read found nothing more to read: a flush that then completes leaves the
+    /// connection quiet (see `release`).
+    drained: bool,
+    /// Everything written has gone out (the last flush completed), and nothing has been read
+    /// or queued since that tungstenite might owe an answer to.
+    flushed: bool,
+    /// The fewest bytes the messages read so far can have taken on the wire; equal to what
+    /// the stream has given tungstenite only when tungstenite holds nothing unparsed.
+    parsed: u64,
 }
 
 /// Replies are collected up to this many bytes before they are written to the socket; a batch
@@ -112,11 +99,15 @@ impl Socket {
                 false
             }
         };
-        let stream = TaskStream::new(stream, plain, account);
+        let mut stream = TaskStream::new(stream, plain, account);
+        stream.read_total = tail.len() as u64;
         Socket {
             websocket: WebSocket::from_partially_read(stream, tail, Role::Server, Some(config)),
             backed_up: false,
             ended: false,
+            drained: false,
+            flushed: true,
+            parsed: 0,
         }
     }
 
@@ -137,8 +128,17 @@ impl Socket {
         }
         self.set_waker(context);
         match pending_if_blocked(self.websocket.read()) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.drained = true;
+                if self.flushed {
+                    self.release_if_quiet();
+                }
+                Poll::Pending
+            }
             Poll::Ready(Ok(message)) => {
+                self.drained = false;
+                self.flushed = false;
+                self.parsed += release::least_wire_bytes(&message);
                 if message.is_text() || message.is_binary() {
                     self.websocket.get_mut().account.message_done();
                 }
@@ -204,6 +204,7 @@ impl Socket {
     /// Text and binary messages go to the outbox (see `outbox`), which is written out once it
     /// holds [`WRITE_AHEAD`] bytes; control frames go through tungstenite.
     pub(crate) fn feed_now(&mut self, message: Message) -> Result<(), Error> {
+        self.flushed = false;
         let (kind, payload) = match message {
             Message::Text(text) if self.websocket.can_write() => (Data::Text, Bytes::from(text)),
             Message::Binary(bytes) if self.websocket.can_write() => (Data::Binary, bytes),
@@ -249,6 +250,12 @@ impl Socket {
             return Poll::Pending;
         };
         self.backed_up = false;
+        if flushed.is_ok() {
+            self.flushed = true;
+            if self.drained {
+                self.release_if_quiet();
+            }
+        }
         Poll::Ready(closed_is_done(flushed))
     }
 
