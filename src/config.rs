@@ -96,6 +96,12 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Turn off the test scenarios a client can ask for in the URL (`?close=`, `?delay_ms=`,
+    /// `?status=`, `?inspect`, ...) and `GET /inspect`: for a public chat, or behind a proxy
+    /// whose internal headers should not be shown.
+    #[arg(help_heading = "Modes", long)]
+    pub no_faults: bool,
+
     /// Subprotocol to accept (repeat for several): the client's first offer that is listed is
     /// chosen; `*` accepts whatever the client offers first. Default: none.
     #[arg(help_heading = "Modes", long = "subprotocol", value_name = "NAME")]

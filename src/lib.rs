@@ -21,7 +21,8 @@
 //!   read-ahead buffer, tungstenite's `WebSocket`, the outbox of data frames.
 //! - `limits`: connection slots overall and per address, the memory budget, open files.
 //! - `observe`: the metrics, JSON log lines, the logger, the `/stats` snapshot types.
-//! - `config` and `error`: the one [`Config`], and why the server could not start.
+//! - `config`, `scenario` and `error`: the one [`Config`], what a client asks of its own
+//!   connection in the URL (`?close=`, `?delay_ms=`, ...), and why the server could not start.
 //! - `sync`: the shutdown signal and locking shared maps.
 
 pub mod cli;
@@ -32,6 +33,7 @@ mod http;
 mod limits;
 mod observe;
 mod rooms;
+mod scenario;
 mod server;
 mod session;
 mod sync;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// The top-level modules, each with its layer: a module may import only modules of a lower
 /// layer. Modules on one layer know nothing of each other.
-const LAYERS: [(&str, u8); 12] = [
+const LAYERS: [(&str, u8); 13] = [
     ("cli", 10),
     ("server", 9),
     ("conn", 8),
@@ -21,6 +21,7 @@ const LAYERS: [(&str, u8); 12] = [
     ("limits", 5),
     ("observe", 4),
     ("config", 3),
+    ("scenario", 3),
     ("error", 2),
     ("sync", 2),
 ];

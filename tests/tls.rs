@@ -325,3 +325,36 @@ async fn an_expired_certificate_is_served_with_a_warning() {
         "a client refuses the expired certificate"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_over_wss_shows_the_tls_version_cipher_alpn_and_sni() {
+    let (server, cert) = self_signed_server("inspect").await;
+    let stream = tls_connect(server.addr, &cert).await;
+    let url = format!("wss://localhost:{}/?inspect&close=4000", server.addr.port());
+    let (mut client, _) = within(
+        "the handshake",
+        tokio_tungstenite::client_async(url, stream),
+    )
+    .await
+    .unwrap();
+    let Message::Text(text) = next_data(&mut client).await else {
+        panic!("the description first")
+    };
+    let description: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tls = &description["tls"];
+    assert!(
+        tls["version"].as_str().unwrap().starts_with("TLSv1_"),
+        "{tls}"
+    );
+    assert!(tls["cipher_suite"].as_str().is_some(), "{tls}");
+    assert_eq!(tls["alpn"], "http/1.1");
+    assert_eq!(tls["sni"], "localhost");
+    assert_eq!(
+        next_data(&mut client).await,
+        Message::text("Welcome to the WebSocket server!")
+    );
+    match next_data(&mut client).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4000),
+        other => panic!("{other:?}"),
+    }
+}

@@ -9,8 +9,10 @@ use tokio::time::{timeout, timeout_at};
 use tokio_tungstenite::tungstenite::http::header;
 
 use super::endpoints;
+use super::inspect;
 use super::state::ServerState;
 use crate::http::{self, Route};
+use crate::scenario::Scenario;
 use crate::sync::shutdown::Shutdown;
 use crate::wire::{ClientStream, Socket};
 
@@ -21,15 +23,17 @@ pub(super) struct Target {
     pub path: String,
     /// `?history_notice=1`: a broadcast member wants the notice before a replayed history.
     pub history_notice: bool,
+    /// What the client asked of its session in the query string (`?close=`, ...).
+    pub scenario: Option<Box<Scenario>>,
+    /// `?inspect`: the handshake described, to send before anything else.
+    pub inspect: Option<String>,
 }
 
-impl Target {
-    fn of(uri: &tokio_tungstenite::tungstenite::http::Uri) -> Self {
-        Target {
-            path: uri.path().to_owned(),
-            history_notice: http::query_flag(uri.query(), "history_notice"),
-        }
-    }
+/// An accepted upgrade, as `answer_or_upgrade` hands it on.
+struct Upgraded {
+    request: http::Request,
+    scenario: Option<Box<Scenario>>,
+    inspect: Option<String>,
 }
 
 /// Within the handshake timeout (TLS included), either answers plain HTTP (`None`) or
@@ -56,9 +60,9 @@ pub(crate) async fn run(
         },
         _ = shutdown.recv() => return None,
     };
-    let request = tokio::select! {
+    let upgraded = tokio::select! {
         outcome = timeout_at(deadline, answer_or_upgrade(&mut stream, peer, state)) => match outcome {
-            Ok(Some(request)) => request,
+            Ok(Some(upgraded)) => upgraded,
             Ok(None) => return None,
             Err(_) => {
                 debug!(peer:% = peer; "peer {peer}: no complete request within {limit:?}; answering 408");
@@ -70,10 +74,16 @@ pub(crate) async fn run(
         _ = shutdown.recv() => return None,
     };
     state.metrics.handshake_took(started.elapsed());
-    let target = Target::of(request.head.uri());
+    let uri = upgraded.request.head.uri();
+    let target = Target {
+        path: uri.path().to_owned(),
+        history_notice: http::query_flag(uri.query(), "history_notice"),
+        scenario: upgraded.scenario,
+        inspect: upgraded.inspect,
+    };
     let socket = Socket::new(
         stream,
-        request.tail,
+        upgraded.request.tail,
         state.websocket_config,
         state.budget.account_for(state.config.mode),
     );
@@ -124,7 +134,7 @@ async fn answer_or_upgrade(
     stream: &mut ClientStream,
     peer: SocketAddr,
     state: &ServerState,
-) -> Option<http::Request> {
+) -> Option<Upgraded> {
     let request = match http::read_request(stream).await {
         Ok(request) => request,
         Err(error) => {
@@ -137,7 +147,7 @@ async fn answer_or_upgrade(
         }
     };
     let response = match http::route(&request.head, &state.config) {
-        Route::Upgrade(response) => {
+        Route::Upgrade(response, scenario) => {
             let protocol = header::SEC_WEBSOCKET_PROTOCOL;
             if let Some(offer) = request.head.headers().get(&protocol)
                 && !response.headers().contains_key(&protocol)
@@ -148,10 +158,19 @@ async fn answer_or_upgrade(
                      (--subprotocol); upgrading without one"
                 );
             }
+            let inspect = scenario
+                .as_ref()
+                .filter(|scenario| scenario.inspect)
+                .map(|_| inspect::describe(&request, peer, stream, Some(&response)));
             return match http::send_upgrade(stream, &response).await {
                 Ok(()) => {
                     state.metrics.http_answer(101);
-                    Some(request)
+                    let scenario = scenario.filter(|scenario| scenario.shapes_the_session());
+                    Some(Upgraded {
+                        request,
+                        scenario,
+                        inspect,
+                    })
                 }
                 Err(error) => {
                     debug!(peer:% = peer;"peer {peer}: gone during the handshake: {error}");
@@ -159,6 +178,7 @@ async fn answer_or_upgrade(
                 }
             };
         }
+        Route::Inspect => http::Response::json(inspect::describe(&request, peer, stream, None)),
         Route::Health => endpoints::health(&state.rooms),
         Route::Stats => endpoints::stats(state),
         Route::Metrics => endpoints::metrics(peer, state),

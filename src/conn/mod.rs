@@ -10,6 +10,7 @@
 
 mod endpoints;
 mod handshake;
+mod inspect;
 pub(crate) mod state;
 
 use std::net::SocketAddr;
@@ -18,9 +19,10 @@ use log::info;
 use tokio::net::TcpStream;
 
 use crate::config::Mode;
-use crate::session::end::finish;
-use crate::session::{Session, broadcast, echo};
+use crate::session::finish::finish;
+use crate::session::{Session, broadcast, echo, scenario};
 use crate::sync::shutdown::Shutdown;
+use handshake::Target;
 use state::ServerState;
 
 /// Serves one accepted TCP connection until it ends or the server shuts down.
@@ -39,26 +41,51 @@ pub(crate) async fn serve(
     else {
         return;
     };
-    let path = &target.path;
+    let Target {
+        path,
+        history_notice,
+        scenario,
+        inspect,
+    } = target;
     info!(peer:% = peer, path = path.as_str(); "peer {peer} connected to {path}");
     let metrics = &state.metrics;
     metrics.websocket_open.increment(1);
     let mut session = Session::new(&mut socket, peer, &state.config, metrics);
-    let Err(end) = match state.config.mode {
-        Mode::Echo | Mode::Raw => {
-            Box::pin(echo::run(&mut session, &state.welcome, &mut shutdown)).await
-        }
-        Mode::Broadcast => {
+    let welcome = &state.welcome;
+    let end = match inspect {
+        Some(description) => Box::pin(session.describe_handshake(description))
+            .await
+            .err(),
+        None => None,
+    };
+    let Err(end) = match (end, scenario) {
+        (Some(end), _) => Err(end),
+        (None, Some(scenario)) => {
+            let room = (path.as_str(), history_notice);
             let rooms = &state.rooms;
-            Box::pin(broadcast::run(
+            Box::pin(scenario::serve(
                 &mut session,
+                &scenario,
                 rooms,
-                &state.welcome,
-                (path, target.history_notice),
+                welcome,
+                room,
                 &mut shutdown,
             ))
             .await
         }
+        (None, None) if state.config.mode == Mode::Broadcast => {
+            let room = (path.as_str(), history_notice);
+            let rooms = &state.rooms;
+            Box::pin(broadcast::run(
+                &mut session,
+                rooms,
+                welcome,
+                room,
+                &mut shutdown,
+            ))
+            .await
+        }
+        (None, None) => Box::pin(echo::run(&mut session, welcome, &mut shutdown)).await,
     };
     session.flush_metrics();
     let close_timeout = state.config.close_timeout;

@@ -25,7 +25,7 @@ mod route;
 mod subprotocol;
 mod upgrade;
 
-pub(crate) use request::{HeadError, Request, read_request};
+pub(crate) use request::{HeadError, Request, header_lines, read_request};
 pub(crate) use response::{Response, answer, send_upgrade};
 pub(crate) use route::{Route, route};
 
@@ -94,8 +94,8 @@ mod fuzz {
                     ..Config::default()
                 };
                 match route(&head, &config) {
-                    Route::Upgrade(_) => 101,
-                    Route::Stats | Route::Metrics | Route::Health => 200,
+                    Route::Upgrade(..) => 101,
+                    Route::Stats | Route::Metrics | Route::Health | Route::Inspect => 200,
                     Route::Answer(response) => response.status.as_u16(),
                 }
             })

@@ -20,6 +20,9 @@ pub(crate) struct Request {
     /// Bytes read past the end of the head: the start of the WebSocket stream, if a client
     /// sent frames without waiting for the 101.
     pub tail: Vec<u8>,
+    /// The head as received, kept only for a request that may be asked to describe itself
+    /// (`/inspect`, `?inspect`): its header lines in their order, duplicates and all.
+    pub raw_head: Option<Vec<u8>>,
 }
 
 /// Why a request head could not be read.
@@ -59,9 +62,34 @@ pub(crate) async fn read_request(stream: &mut ClientStream) -> Result<Request, H
             return Err(HeadError::Closed);
         }
         if let Some((head, head_len)) = parse_head(&buffer)? {
+            let inspected = head.uri().path() == "/inspect"
+                || head
+                    .uri()
+                    .query()
+                    .is_some_and(|query| query.contains("inspect"));
+            let raw_head = inspected.then(|| buffer[..head_len].to_vec());
             buffer.drain(..head_len);
-            return Ok(Request { head, tail: buffer });
+            return Ok(Request {
+                head,
+                tail: buffer,
+                raw_head,
+            });
         }
+    }
+}
+
+/// The header lines of a head as received: names as the client spelled them, values as
+/// bytes, in order, duplicates kept.
+pub(crate) fn header_lines(raw_head: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(raw_head) {
+        Ok(_) => request
+            .headers
+            .iter()
+            .map(|header| (header.name.to_owned(), header.value.to_vec()))
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -88,6 +88,12 @@ impl Response {
         .with_header("Retry-After", "1")
     }
 
+    /// A JSON answer that must not be cached (`/inspect`), newline-terminated.
+    pub(crate) fn json(mut body: String) -> Self {
+        body.push('\n');
+        Response::stats(body)
+    }
+
     /// `/stats`: the JSON that `observe::stats` made.
     pub(crate) fn stats(json: String) -> Self {
         Response {

@@ -8,11 +8,15 @@ use tokio_tungstenite::tungstenite::http;
 use super::upgrade::{route_upgrade, wants_websocket};
 use super::{CLIENT_HTML, Response};
 use crate::config::{Config, Mode};
+use crate::scenario::{self, Scenario};
 
 /// What to do with a connection whose request head has been read.
 pub(crate) enum Route {
-    /// A valid WebSocket upgrade: send this 101 response and speak WebSocket.
-    Upgrade(http::Response<()>),
+    /// A valid WebSocket upgrade: send this 101 response and speak WebSocket, doing what the
+    /// client asked for in its query string (see `scenario`), if anything.
+    Upgrade(http::Response<()>, Option<Box<Scenario>>),
+    /// `GET /inspect`: the caller, which sees the connection, describes the request.
+    Inspect,
     /// `GET /stats`: the caller, which sees the server's state, builds the answer.
     Stats,
     /// `GET /healthz`: the caller knows whether the node can reach what it depends on.
@@ -29,6 +33,7 @@ enum Page {
     Health,
     Stats,
     Metrics,
+    Inspect,
 }
 
 /// The methods the pages answer, as the `Allow` header lists them.
@@ -37,13 +42,26 @@ const ALLOWED_METHODS: &str = "GET, HEAD";
 /// Decides what a request gets.
 pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
     if wants_websocket(head) {
-        return match route_upgrade(head, config) {
-            Ok(response) => Route::Upgrade(response),
-            Err(response) => Route::Answer(response),
+        let scenario = match config.no_faults {
+            true => Ok(None),
+            false => scenario::parse(head.uri().query(), config.max_message_size),
+        };
+        return match (route_upgrade(head, config), scenario) {
+            (Err(response), _) => Route::Answer(response),
+            (Ok(_), Err(why)) => Route::Answer(Response::bad_request(&why)),
+            (
+                Ok(_),
+                Ok(Some(Scenario {
+                    status: Some(status),
+                    ..
+                })),
+            ) => Route::Answer(refused_on_request(status)),
+            (Ok(response), Ok(scenario)) => Route::Upgrade(response, scenario.map(Box::new)),
         };
     }
     let page = match head.uri().path() {
         "/" => Some(Page::Client),
+        "/inspect" if !config.no_faults => Some(Page::Inspect),
         "/healthz" => Some(Page::Health),
         "/stats" => Some(Page::Stats),
         "/metrics" => Some(Page::Metrics),
@@ -77,6 +95,20 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
         Page::Health => Route::Health,
         Page::Stats => Route::Stats,
         Page::Metrics => Route::Metrics,
+        Page::Inspect => Route::Inspect,
+    }
+}
+
+/// The answer to `?status=CODE`: that status, with the headers a client needs to act on
+/// it (`Retry-After` for 429 and 503, a challenge for 401). No redirects: a `Location` the
+/// client chose would make the server an open redirect.
+fn refused_on_request(status: u16) -> Response {
+    let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    let response = Response::text(code, "Refused on request (?status=CODE)\n");
+    match status {
+        429 | 503 => response.with_header("Retry-After", "1"),
+        401 => response.with_header("WWW-Authenticate", "Basic realm=\"wsecho\""),
+        _ => response,
     }
 }
 
@@ -100,7 +132,8 @@ mod tests {
     fn answer_status(route: Route) -> u16 {
         match route {
             Route::Answer(response) => response.status.as_u16(),
-            Route::Upgrade(_) => 101,
+            Route::Upgrade(..) => 101,
+            Route::Inspect => 200,
             Route::Stats | Route::Metrics | Route::Health => 200,
         }
     }

@@ -83,7 +83,7 @@ pub(crate) async fn run(
 
 /// The answer to one message in echo or raw mode; `None` for control frames, which
 /// tungstenite answers itself.
-fn reply_to(message: Message, mode: Mode) -> Option<Message> {
+pub(super) fn reply_to(message: Message, mode: Mode) -> Option<Message> {
     match message {
         Message::Text(text) if mode == Mode::Echo => Some(Message::Text(prefixed_reply(&text))),
         Message::Text(_) | Message::Binary(_) => Some(message),

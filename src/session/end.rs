@@ -4,16 +4,13 @@
 //! session can end is listed in one place.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use log::{debug, info, warn};
-use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes, error::ProtocolError};
 
 use crate::observe::metrics::Metrics;
-use crate::wire::Socket;
 
 /// Why a session ended: decides the close frame sent, if any, and the log line.
 #[derive(Debug)]
@@ -38,6 +35,10 @@ pub(crate) enum End {
     /// The server ended the session for a reason of the mode's (a broadcast client that fell
     /// too far behind), with the close frame to send.
     Kicked(CloseFrame),
+    /// The client asked for this close in its URL (`?close=CODE`).
+    Requested(CloseFrame),
+    /// The client asked for the connection to be reset with no close frame (`?drop_after`).
+    Reset,
 }
 
 /// The longest close reason that fits in a close frame: a control frame's payload is at most
@@ -63,14 +64,16 @@ impl End {
     }
 
     /// The close frame to send, if the client may still be listening.
-    fn close_frame(&self) -> Option<CloseFrame> {
+    pub(super) fn close_frame(&self) -> Option<CloseFrame> {
         match self {
-            End::ClientClosed(_) | End::Vanished(_) => None,
+            End::ClientClosed(_) | End::Vanished(_) | End::Reset => None,
             End::NotReading => Some(close_frame(
                 CloseCode::Policy,
                 "not reading: nothing taken for the ping timeout",
             )),
-            End::Violation(frame) | End::Kicked(frame) => Some(frame.clone()),
+            End::Violation(frame) | End::Kicked(frame) | End::Requested(frame) => {
+                Some(frame.clone())
+            }
             End::Shutdown => Some(close_frame(CloseCode::Away, "server shutting down")),
             End::PingTimeout => Some(close_frame(CloseCode::Policy, "ping timeout")),
             End::ShortOfMemory => Some(close_frame(
@@ -110,7 +113,7 @@ impl End {
 
     /// Counts the end in the metrics: the close frames it receives and sends, and the
     /// server's reasons for ending.
-    fn count(&self, metrics: &Metrics) {
+    pub(super) fn count(&self, metrics: &Metrics) {
         match self {
             // tungstenite answers a close frame with the same code.
             End::ClientClosed(Some(frame)) => {
@@ -138,7 +141,7 @@ impl End {
 
     /// Logs the end once, with the peer address: at `info`, since a client's comings and
     /// goings are what the default log shows; a shutdown's many closes only at `debug`.
-    fn log(&self, peer: SocketAddr) {
+    pub(super) fn log(&self, peer: SocketAddr) {
         match self {
             End::ClientClosed(Some(frame)) => {
                 info!(peer:% = peer, code = u16::from(frame.code); "peer {peer} disconnected ({})", Described(frame))
@@ -164,6 +167,11 @@ impl End {
                 "peer {peer} closed with 1013: it held the most of a full memory budget \
                  (--max-memory) for the ping timeout"
             ),
+            End::Requested(frame) => info!(
+                peer:% = peer, code = u16::from(frame.code);
+                "peer {peer}: closing as it asked ({})", Described(frame)
+            ),
+            End::Reset => info!(peer:% = peer; "peer {peer}: resetting as it asked (?drop_after)"),
             End::Kicked(frame) => info!(
                 peer:% = peer, code = u16::from(frame.code);
                 "peer {peer} disconnected by the server ({})",
@@ -198,43 +206,6 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
         code,
         reason: Utf8Bytes::from(&reason[..end]),
     }
-}
-
-/// Sends the close frame the ending calls for, waits (at most `close_timeout`) for the
-/// client's answer, and logs the end once.
-pub(crate) async fn finish(
-    socket: &mut Socket,
-    peer: SocketAddr,
-    end: End,
-    metrics: &Metrics,
-    close_timeout: Duration,
-) {
-    end.log(peer);
-    end.count(metrics);
-    // After a broken frame, or in the middle of a message the server will not read, the
-    // rest of the stream cannot be read as frames.
-    let stream_is_unparsable = matches!(end, End::Violation(_) | End::ShortOfMemory);
-    let Some(frame) = end.close_frame() else {
-        if let End::ClientClosed(_) = end {
-            // The reply to the client's close frame, if tungstenite has queued one.
-            let _ = timeout(close_timeout, socket.flush()).await;
-        }
-        return;
-    };
-    let _ = timeout(close_timeout, async {
-        if socket.close(frame).await.is_err() {
-            return;
-        }
-        if stream_is_unparsable {
-            // After a broken frame the rest of the stream cannot be read as frames; it is
-            // drained instead, so that the close frame reaches the client intact.
-            socket.linger().await;
-            return;
-        }
-        // Read until the client's close frame (or anything that ends the stream).
-        while let Some(Ok(_)) = socket.next().await {}
-    })
-    .await;
 }
 
 #[cfg(test)]

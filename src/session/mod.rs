@@ -14,7 +14,9 @@
 pub(crate) mod broadcast;
 pub(crate) mod echo;
 pub(crate) mod end;
+pub(crate) mod finish;
 mod keepalive;
+pub(crate) mod scenario;
 mod traffic;
 mod write_deadline;
 
@@ -124,6 +126,12 @@ impl<'a> Session<'a> {
     /// Writes out everything queued, with the same deadline as [`Session::deliver`].
     async fn flush(&mut self) -> Result<(), End> {
         with_write_deadline(self.config.ping_timeout, self.socket.flush()).await
+    }
+
+    /// Sends `description` as the first frame (`?inspect`: the handshake described).
+    pub(crate) async fn describe_handshake(&mut self, description: String) -> Result<(), End> {
+        self.deliver(Message::text(description)).await?;
+        self.flush().await
     }
 
     /// Sends the welcome, if this server has one.

@@ -84,6 +84,11 @@ impl<S> ReadAhead<S> {
             busy: false,
         }
     }
+
+    /// The wrapped stream.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl ReadAhead<ClientStream> {

@@ -574,3 +574,42 @@ test("the page is self-contained, keyboard-usable, and readable dark and at 360 
   await page.context().close();
   await stopServer(server);
 });
+
+test("the Scenario panel builds the URL: inspect shows the handshake, a chosen close code by name, a refused upgrade explained", async () => {
+  const server = await startServer();
+  const page = await newPage();
+  await page.goto(`http://127.0.0.1:${server.port}/`);
+  await state(page).filter({ hasText: /^open$/ }).waitFor();
+  await page.locator("#auto").uncheck();
+  await page.locator("#scenario summary").click();
+
+  // Inspect: the browser's own handshake, shown before the welcome.
+  await page.locator("#sc-inspect").check();
+  await page.locator("#sc-apply").click();
+  await page.locator("#log li.system", { hasText: "The handshake as the server received it" }).waitFor();
+  const description = received(page).filter({ hasText: '"wsecho": "inspect"' });
+  await description.waitFor();
+  const text = await description.textContent();
+  assert.match(text, /User-Agent/i, "the browser's headers are listed");
+  assert.match(text, /"path": "\/"/);
+  assert.match(await page.locator("#url").inputValue(), /[?&]inspect=1/);
+  await screenshot(page, "6a-scenario-inspect");
+
+  // A close code chosen by name comes back, and the panel names it.
+  await page.locator("#sc-inspect").uncheck();
+  await page.locator("#sc-close").selectOption("1011");
+  await page.locator("#sc-reason").fill("chosen by the test");
+  await page.locator("#sc-apply").click();
+  await page.locator("#info-close", { hasText: "1011 Internal Error: chosen by the test" }).waitFor();
+  await screenshot(page, "6b-scenario-close");
+
+  // A refused upgrade: the browser sees 1006; the page says what the server did.
+  await page.locator("#sc-close").selectOption("");
+  await page.locator("#sc-status").selectOption("503");
+  await page.locator("#sc-apply").click();
+  await page.locator("#log li.system", { hasText: "refused the upgrade with HTTP 503" }).waitFor();
+  assert.equal(await page.locator("#info-close").textContent(), "1006 Abnormal Closure");
+  await screenshot(page, "6c-scenario-refused");
+  await page.context().close();
+  await stopServer(server);
+});

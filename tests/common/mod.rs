@@ -273,8 +273,14 @@ pub async fn raw_websocket(addr: SocketAddr) -> TcpStream {
 }
 
 /// Sends [`UPGRADE_REQUEST`] on a connected stream and reads the 101, returning the stream.
-pub async fn upgrade_by_hand(mut stream: TcpStream) -> TcpStream {
-    stream.write_all(UPGRADE_REQUEST.as_bytes()).await.unwrap();
+pub async fn upgrade_by_hand(stream: TcpStream) -> TcpStream {
+    upgrade_by_hand_to(stream, "/").await
+}
+
+/// [`upgrade_by_hand`] for the request target `target` (a path and query).
+pub async fn upgrade_by_hand_to(mut stream: TcpStream, target: &str) -> TcpStream {
+    let request = UPGRADE_REQUEST.replacen("GET / ", &format!("GET {target} "), 1);
+    stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8];

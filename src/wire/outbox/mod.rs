@@ -22,7 +22,9 @@ use std::io::{self, IoSlice};
 
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+#[cfg(test)]
+use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 
 mod frame;
 
@@ -59,11 +61,19 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a final frame of `kind` carrying `payload`.
-    pub(crate) fn push(&mut self, kind: Data, payload: Bytes) {
+    /// Queues a final frame of `kind` carrying `payload`: a whole message.
+    #[cfg(test)]
+    fn push(&mut self, kind: Data, payload: Bytes) {
+        self.push_frame(OpCode::Data(kind), true, payload);
+    }
+
+    /// Queues one frame of a message: `opcode` is the message's kind on its first frame and
+    /// `Data::Continue` after; `is_final` on its last (`?fragment=`, `?send_bytes=`).
+    #[inline]
+    pub(crate) fn push_frame(&mut self, opcode: OpCode, is_final: bool, payload: Bytes) {
         let header = FrameHeader {
-            is_final: true,
-            opcode: OpCode::Data(kind),
+            is_final,
+            opcode,
             ..FrameHeader::default()
         };
         if payload.len() < SHARE_FROM {

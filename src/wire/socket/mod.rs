@@ -16,7 +16,7 @@ use std::io;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 
@@ -205,9 +205,21 @@ impl Socket {
     /// holds [`WRITE_AHEAD`] bytes; control frames go through tungstenite.
     pub(crate) fn feed_now(&mut self, message: Message) -> Result<(), Error> {
         self.flushed = false;
-        let (kind, payload) = match message {
-            Message::Text(text) if self.websocket.can_write() => (Data::Text, Bytes::from(text)),
-            Message::Binary(bytes) if self.websocket.can_write() => (Data::Binary, bytes),
+        let (opcode, is_final, payload) = match message {
+            Message::Text(text) if self.websocket.can_write() => {
+                (OpCode::Data(Data::Text), true, Bytes::from(text))
+            }
+            Message::Binary(bytes) if self.websocket.can_write() => {
+                (OpCode::Data(Data::Binary), true, bytes)
+            }
+            // One frame of a fragmented message (test scenarios): data, so the outbox's.
+            Message::Frame(frame)
+                if self.websocket.can_write()
+                    && matches!(frame.header().opcode, OpCode::Data(_)) =>
+            {
+                let (opcode, is_final) = (frame.header().opcode, frame.header().is_final);
+                (opcode, is_final, frame.into_payload())
+            }
             // A control frame, or a connection that is closing (tungstenite words the error).
             other => {
                 return match self.websocket.write(other) {
@@ -221,7 +233,7 @@ impl Socket {
             }
         };
         let outbox = &mut self.websocket.get_mut().outbox;
-        outbox.push(kind, payload);
+        outbox.push_frame(opcode, is_final, payload);
         if outbox.queued() >= WRITE_AHEAD
             && let Poll::Ready(Err(error)) = self.try_flush()
         {
@@ -290,6 +302,15 @@ impl Socket {
         })
         .await;
         closed_is_done(closed)
+    }
+
+    /// Makes dropping the connection reset it (RST, no close frame): the client sees 1006.
+    pub(crate) fn reset_on_drop(&self) {
+        let tcp = match self.websocket.get_ref().stream.get_ref() {
+            ClientStream::Plain(tcp) => tcp,
+            ClientStream::Tls(tls) => tls.get_ref().0,
+        };
+        let _ = tcp.set_zero_linger();
     }
 
     /// Ends a connection whose client may still be sending, after the close frame: a FIN
