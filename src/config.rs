@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(help_heading = "Limits", long, value_name = "SECS", default_value = "3", value_parser = parse_seconds)]
     pub close_timeout: Duration,
 
+    /// Longest request target (path and query) accepted, in bytes; a longer one gets `414`.
+    /// In broadcast mode the path is the room's name, so this bounds room names too.
+    #[arg(help_heading = "Limits", long, value_name = "BYTES", default_value = "1KiB", value_parser = parse_size)]
+    pub max_path_length: usize,
+
     /// Most clients served at once; the next one gets `503 Service Unavailable`.
     #[arg(
         help_heading = "Limits",

@@ -232,3 +232,51 @@ async fn malformed_heads_get_a_clear_status_and_the_connection_closes() {
     }
     server.shut_down().await;
 }
+
+#[tokio::test]
+async fn requests_two_servers_could_read_differently_are_400() {
+    let server = TestServer::start(Config::default()).await;
+    for request in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    ] {
+        let answer = raw_http(server.addr, request).await;
+        assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(request));
+    }
+    // HTTP/1.0 may leave Host out.
+    assert_eq!(
+        raw_http(server.addr, b"GET / HTTP/1.0\r\n\r\n")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn answers_say_nosniff_a_long_target_is_414_and_other_methods_405_everywhere() {
+    let server = TestServer::start(Config::default()).await;
+    for path in ["/", "/healthz", "/nothing-here"] {
+        let answer = get(server.addr, path).await;
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+    let long = format!("/{}", "x".repeat(1100));
+    assert_eq!(get(server.addr, &long).await.status, 414);
+    let upgrade = tokio_tungstenite::connect_async(server.url(&long))
+        .await
+        .expect_err("a 414");
+    assert!(upgrade.to_string().contains("414"), "{upgrade}");
+    let answer = raw_http(
+        server.addr,
+        b"DELETE /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.header("allow"), Some("GET, HEAD"));
+}

@@ -50,7 +50,12 @@ async fn json_logs_stay_one_object_per_line_under_hostile_input() {
         }
     }
     let disconnect = disconnect.expect("a disconnect line");
-    assert!(disconnect["msg"].as_str().unwrap().contains(hostile_reason));
+    // The message shows the reason with its control characters escaped (as text logs do);
+    // serde_json then escapes the rest for the JSON line.
+    let shown = "bye\"}\\n{\"level\":\"ERROR\"}\\u{1}\\";
+    let message = disconnect["msg"].as_str().unwrap();
+    assert!(message.contains(shown), "{message:?}");
+    assert!(!message.contains(hostile_reason), "{message:?}");
     assert_eq!(disconnect["code"], 1000);
     assert!(
         disconnect["peer"]
@@ -65,4 +70,39 @@ async fn json_logs_stay_one_object_per_line_under_hostile_input() {
         .expect("a join line");
     assert_eq!(joined["room"], path);
     server.assert_no_errors_logged();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_escape_what_clients_choose_and_bound_its_length() {
+    let server = ServerProcess::start(&["--mode", "broadcast"]).await;
+    let room = format!("/{}", "r".repeat(600));
+    let (mut client, _) = within(
+        "connect",
+        tokio_tungstenite::connect_async(format!("ws://{}{room}", server.addr)),
+    )
+    .await
+    .unwrap();
+    next_text(&mut client).await;
+    client
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye\nINFO forged line\u{1b}[31m".into(),
+        })))
+        .await
+        .unwrap();
+    let _ = close_frame(&mut client).await;
+    eventually("the disconnect to be logged", || async {
+        server.log().contains("disconnected (1000 bye")
+    })
+    .await;
+    let log = server.log();
+    assert!(
+        !log.lines().any(|line| line.starts_with("INFO forged")),
+        "a client wrote a line of its own:\n{log}"
+    );
+    assert!(log.contains("bye\\nINFO forged line\\u{1b}[31m"), "{log}");
+    assert!(!log.contains('\u{1b}'), "a terminal escape reached the log");
+    // A 600-character room name is shown cut, in the connect, join and leave lines.
+    assert!(!log.contains(&room), "the whole name was logged");
+    assert!(log.contains(&format!("{}…", &room[..200])), "{log}");
 }

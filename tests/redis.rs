@@ -30,9 +30,17 @@ struct Redis {
 impl Redis {
     /// Starts one, or returns `None` (having said so) where `redis-server` is not installed.
     async fn start() -> Option<Redis> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Redis::start`] with more `redis-server` flags, such as `--maxmemory 64mb`.
+    async fn start_with(extra: &[&str]) -> Option<Redis> {
         let binary = required_tool("redis-server", INSTALL)?;
         let (port, dir) = port_and_dir();
-        let child = Self::spawn(&binary, port, &dir);
+        let mut listen = vec!["--port".to_owned(), port.to_string()];
+        listen.extend(extra.iter().map(|flag| flag.to_string()));
+        let listen: Vec<&str> = listen.iter().map(String::as_str).collect();
+        let child = Self::spawn_with(&binary, &listen, &dir);
         let redis = Redis {
             binary,
             child,
@@ -550,4 +558,78 @@ async fn rooms_are_shared_over_rediss_trusting_the_given_certificate() {
     })
     .await;
     assert_eq!(health(untrusting.addr).await, 503);
+}
+
+/// Sends one command to the Redis on `port` in RESP and returns its raw answer.
+async fn redis_command(port: u16, words: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut request = format!("*{}\r\n", words.len());
+    for word in words {
+        request.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+    }
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 64 * 1024];
+    let read = within("Redis's answer", stream.read(&mut answer))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
+/// A number from `INFO`'s `section`, e.g. `total_connections_received` from `stats`.
+async fn redis_stat(port: u16, section: &str, name: &str) -> u64 {
+    let info = redis_command(port, &["INFO", section]).await;
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}:\n{info}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_refuses_messages_without_the_node_reconnecting_or_flooding_its_log() {
+    let Some(redis) = Redis::start_with(&["--maxmemory", "64mb"]).await else {
+        return;
+    };
+    let node = node(&redis).await;
+    let mut other = member(node.addr, "/other").await;
+    send_text(&mut other, "before").await;
+    assert_eq!(next_text(&mut other).await, "before");
+    let connections_before = redis_stat(redis.port, "stats", "total_connections_received").await;
+    // One client fills Redis through one room: 80 messages of 1 MiB against 64 MB.
+    let mut flooder = member(node.addr, "/flood").await;
+    for number in 0..80u8 {
+        within(
+            "a send",
+            flooder.send(Message::binary(vec![number; 1 << 20])),
+        )
+        .await
+        .unwrap();
+    }
+    eventually("Redis to refuse appends", || async {
+        node.log().contains("Redis refused an append")
+    })
+    .await;
+    // Give the node the time it would need to storm, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let connections_after = redis_stat(redis.port, "stats", "total_connections_received").await;
+    assert!(
+        connections_after - connections_before <= 3,
+        "the node opened {} new Redis connections",
+        connections_after - connections_before
+    );
+    let log = node.log();
+    let redis_lines = log.lines().filter(|line| line.contains("Redis")).count();
+    assert!(redis_lines <= 6, "{redis_lines} lines about Redis:\n{log}");
+    assert_eq!(
+        get(node.addr, "/healthz").await.status,
+        200,
+        "the link is up"
+    );
+    // Once Redis has room again, rooms flow at once: nothing was torn down.
+    redis_command(redis.port, &["DEL", "wsecho:room:/flood"]).await;
+    send_text(&mut other, "after").await;
+    assert_eq!(next_text(&mut other).await, "after");
+    node.assert_no_errors_logged();
 }

@@ -12,6 +12,7 @@ use super::endpoints;
 use super::inspect;
 use super::state::ServerState;
 use crate::http::{self, Route};
+use crate::observe::escape::Escaped;
 use crate::scenario::Scenario;
 use crate::sync::shutdown::Shutdown;
 use crate::wire::{ClientStream, Socket};
@@ -189,8 +190,8 @@ async fn answer_or_upgrade(
     info!(
         peer:% = peer;
         "peer {peer}: {} {} -> {}",
-        request.head.method(),
-        request.head.uri(),
+        Escaped(request.head.method().as_str()),
+        Escaped(&request.head.uri().to_string()),
         response.status
     );
     if let Err(error) = http::answer(stream, &response).await {

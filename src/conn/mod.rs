@@ -19,6 +19,7 @@ use log::info;
 use tokio::net::TcpStream;
 
 use crate::config::Mode;
+use crate::observe::escape::Escaped;
 use crate::session::finish::finish;
 use crate::session::{Session, broadcast, echo, scenario};
 use crate::sync::shutdown::Shutdown;
@@ -47,7 +48,9 @@ pub(crate) async fn serve(
         scenario,
         inspect,
     } = target;
-    info!(peer:% = peer, path = path.as_str(); "peer {peer} connected to {path}");
+    let shown = Escaped(&path).to_string();
+    info!(peer:% = peer, path = shown.as_str(); "peer {peer} connected to {shown}");
+    drop(shown);
     let metrics = &state.metrics;
     metrics.websocket_open.increment(1);
     let mut session = Session::new(&mut socket, peer, &state.config, metrics);

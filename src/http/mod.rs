@@ -19,6 +19,7 @@
 //! - `response`: the plain answers and writing them out.
 //! - `subprotocol`: which offered subprotocol the server speaks.
 
+mod framing;
 mod request;
 mod response;
 mod route;
@@ -71,7 +72,7 @@ mod fuzz {
 
     /// The statuses a request head can get on its own (408 and 503 depend on timing and
     /// load, not on the bytes).
-    const DOCUMENTED: [u16; 9] = [101, 200, 400, 403, 404, 405, 426, 431, 0];
+    const DOCUMENTED: [u16; 10] = [101, 200, 400, 403, 404, 405, 414, 426, 431, 0];
 
     /// Parses and routes `bytes` as every mode would; returns the statuses (0: more bytes
     /// needed, or no answer).

@@ -165,7 +165,8 @@ pub(crate) async fn answer(stream: &mut ClientStream, response: &Response) -> io
         .or(response.status.canonical_reason())
         .unwrap_or_default();
     let mut head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+         X-Content-Type-Options: nosniff\r\nConnection: close\r\n",
         response.status.as_u16(),
         response.content_type,
         response.body.len()

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use tokio_tungstenite::tungstenite::http;
 
+use super::framing::check_framing;
 use super::upgrade::{route_upgrade, wants_websocket};
 use super::{CLIENT_HTML, Response};
 use crate::config::{Config, Mode};
@@ -41,6 +42,19 @@ const ALLOWED_METHODS: &str = "GET, HEAD";
 
 /// Decides what a request gets.
 pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
+    if let Err(why) = check_framing(head) {
+        return Route::Answer(Response::bad_request(why));
+    }
+    let target_length = head
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target_length > config.max_path_length {
+        return Route::Answer(Response::text(
+            http::StatusCode::URI_TOO_LONG,
+            "URI Too Long: the path and query are over --max-path-length\n",
+        ));
+    }
     if wants_websocket(head) {
         let scenario = match config.no_faults {
             true => Ok(None),
@@ -58,6 +72,13 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
             ) => Route::Answer(refused_on_request(status)),
             (Ok(response), Ok(scenario)) => Route::Upgrade(response, scenario.map(Box::new)),
         };
+    }
+    // Any method but these is refused before the path is looked at: 405 everywhere.
+    if !matches!(*head.method(), http::Method::GET | http::Method::HEAD) {
+        return Route::Answer(
+            Response::text(http::StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+                .with_header("Allow", ALLOWED_METHODS),
+        );
     }
     let page = match head.uri().path() {
         "/" => Some(Page::Client),
@@ -182,6 +203,7 @@ mod tests {
             http::Request::builder()
                 .method(method)
                 .uri(target)
+                .header("Host", "localhost")
                 .body(())
                 .unwrap()
         };
@@ -208,7 +230,12 @@ mod tests {
     #[test]
     fn stats_and_health_are_left_to_the_caller_and_other_paths_are_found_or_not() {
         let config = Config::default();
-        let get = |path: &str| http::Request::get(path).body(()).unwrap();
+        let get = |path: &str| {
+            http::Request::get(path)
+                .header("Host", "localhost")
+                .body(())
+                .unwrap()
+        };
         assert!(matches!(route(&get("/stats"), &config), Route::Stats));
         assert!(matches!(route(&get("/healthz"), &config), Route::Health));
         let status = |route: Route| match route {
@@ -222,5 +249,23 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(status(route(&get("/room"), &broadcast)), 200);
+    }
+
+    #[test]
+    fn a_long_target_is_414_and_any_other_method_405_whatever_the_path() {
+        let config = Config::default();
+        let status = |request: http::Request<()>| answer_status(route(&request, &config));
+        let long = http::Request::get(format!("/{}", "x".repeat(2000)))
+            .header("Host", "localhost")
+            .body(())
+            .unwrap();
+        assert_eq!(status(long), 414);
+        let post = http::Request::post("/nowhere")
+            .header("Host", "localhost")
+            .body(())
+            .unwrap();
+        assert_eq!(status(post), 405);
+        let bare = http::Request::get("/").body(()).unwrap();
+        assert_eq!(status(bare), 400, "HTTP/1.1 without Host");
     }
 }

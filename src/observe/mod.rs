@@ -4,6 +4,7 @@
 //! Everything here is written to by the layers above and depends on nothing but the
 //! configuration, so that any of them can report without depending on another.
 
+pub(crate) mod escape;
 pub(crate) mod json_log;
 pub(crate) mod logger;
 pub(crate) mod metrics;

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::mailbox::Mailbox;
+use crate::observe::escape::Escaped;
 use crate::sync::lock::lock;
 
 /// Every room that has at least one member.
@@ -171,9 +172,10 @@ impl Hub {
             (room, id, size)
         };
         // Logged after the locks are released: writing a line must not hold up other joins.
+        let shown = Escaped(&room.name).to_string();
         info!(
-            peer:% = peer, room = room.name.as_str();
-            "peer {peer} joined {} ({size} in room)", room.name
+            peer:% = peer, room = shown.as_str();
+            "peer {peer} joined {shown} ({size} in room)"
         );
         Membership {
             hub: self.clone(),
@@ -279,10 +281,11 @@ impl Drop for Membership {
             }
             remaining
         };
+        let shown = Escaped(&self.room.name).to_string();
         info!(
-            peer:% = self.peer, room = self.room.name.as_str();
-            "peer {} left {} ({remaining} in room)",
-            self.peer, self.room.name
+            peer:% = self.peer, room = shown.as_str();
+            "peer {} left {shown} ({remaining} in room)",
+            self.peer
         );
     }
 }

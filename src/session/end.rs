@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes, error::ProtocolError};
 
+use crate::observe::escape::Escaped;
 use crate::observe::metrics::Metrics;
 
 /// Why a session ended: decides the close frame sent, if any, and the log line.
@@ -151,7 +152,7 @@ impl End {
                 info!(peer:% = peer;"peer {peer} disconnected without a close frame: {why}")
             }
             End::Violation(frame) => {
-                info!(peer:% = peer, code = u16::from(frame.code); "peer {peer} closed with {}: {}", frame.code, frame.reason)
+                info!(peer:% = peer, code = u16::from(frame.code); "peer {peer} closed with {}: {}", frame.code, Escaped(&frame.reason))
             }
             End::Shutdown => debug!(peer:% = peer;"peer {peer}: closing for shutdown"),
             End::PingTimeout => {
@@ -191,7 +192,7 @@ impl std::fmt::Display for Described<'_> {
         if reason.is_empty() {
             write!(f, "{code}")
         } else {
-            write!(f, "{code} {reason}")
+            write!(f, "{code} {}", Escaped(reason))
         }
     }
 }

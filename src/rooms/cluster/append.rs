@@ -1,12 +1,15 @@
 //! Appending: messages sent here go to their rooms' streams in order, and one whose append
-//! fails is retried first once the link is back.
+//! fails for a lost link is retried first once the link is back. One that Redis refuses
+//! (out of memory, read-only, an ACL or script error) is dropped: retrying it would fail
+//! the same way and hold up every other room's messages behind it. Refusals are logged
+//! once per cause and interval, with a count.
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::entry::stream_key;
-use super::link::query;
+use super::link::{QueryError, RefusalLog, query};
 use super::{Cluster, Outgoing, STREAM_LENGTH};
 
 impl Cluster {
@@ -14,6 +17,7 @@ impl Cluster {
     /// fails is retried first once the connection is back.
     pub(super) async fn append(&self, mut outbox: mpsc::Receiver<Outgoing>) {
         let mut retry: Option<Outgoing> = None;
+        let mut refusals = RefusalLog::default();
         loop {
             let mut connection = self.connect(&self.writer_up).await;
             loop {
@@ -44,10 +48,16 @@ impl Cluster {
                     .arg(kind)
                     .arg("d")
                     .arg(payload.as_ref());
-                if let Err(why) = query::<String>(&command, &mut connection).await {
-                    retry = Some(next);
-                    self.lost(&self.writer_up, &why);
-                    break;
+                match query::<String>(&command, &mut connection).await {
+                    Ok(_) => {}
+                    Err(QueryError::Refused(why)) => {
+                        refusals.refused("an append to a room's stream (message dropped)", &why);
+                    }
+                    Err(QueryError::Lost(why)) => {
+                        retry = Some(next);
+                        self.lost(&self.writer_up, &why);
+                        break;
+                    }
                 }
             }
         }

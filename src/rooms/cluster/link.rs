@@ -28,7 +28,7 @@ impl Cluster {
                 Ok(Err(error)) => self.lost(up, &error.to_string()),
                 Err(_) => self.lost(up, "no answer"),
             }
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(jittered(backoff)).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
@@ -54,22 +54,120 @@ impl Cluster {
     }
 }
 
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub(super) enum QueryError {
+    /// Redis answered with an error: it refused this command (out of memory, read-only, a
+    /// script or ACL error, still loading). The connection itself is fine, and reconnecting
+    /// would only add load to a Redis that is already struggling.
+    Refused(String),
+    /// No answer within [`COMMAND_TIMEOUT`], or the connection failed: the link is lost.
+    Lost(String),
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryError::Refused(why) | QueryError::Lost(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Runs `command`, giving up after [`COMMAND_TIMEOUT`]; the error, for the log, names the
 /// command when Redis did not answer.
 pub(super) async fn query<T: redis::FromRedisValue>(
     command: &redis::Cmd,
     connection: &mut MultiplexedConnection,
-) -> Result<T, String> {
+) -> Result<T, QueryError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, command.query_async(connection)).await {
-        Ok(result) => result.map_err(|error| error.to_string()),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error))
+            if matches!(
+                error.kind(),
+                redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+            ) =>
+        {
+            Err(QueryError::Refused(error.to_string()))
+        }
+        Ok(Err(error)) => Err(QueryError::Lost(error.to_string())),
         Err(_) => {
             let name = match command.args_iter().next() {
                 Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
                 _ => "a command".to_owned(),
             };
-            Err(format!("no answer to {name}"))
+            Err(QueryError::Lost(format!("no answer to {name}")))
         }
     }
+}
+
+/// How often the same refusal from Redis is logged again, with a count of the others.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Distinct causes of refusal remembered; past it they are counted together.
+const MOST_CAUSES: usize = 16;
+
+/// Refusals from Redis as the operator hears of them: the first of each cause at once, then
+/// one line per [`REFUSAL_LOG_EVERY`] with how many there were, not one line each.
+#[derive(Default)]
+pub(super) struct RefusalLog {
+    /// Cause (the error's code, such as `OOM`) → when it was last logged, and how many
+    /// refusals since then were not.
+    causes: std::collections::HashMap<String, (std::time::Instant, u64)>,
+}
+
+impl RefusalLog {
+    /// Records that Redis refused `what` with `error`; returns whether it was logged.
+    pub(super) fn refused(&mut self, what: &str, error: &str) -> bool {
+        self.refused_at(what, error, std::time::Instant::now())
+    }
+
+    fn refused_at(&mut self, what: &str, error: &str, now: std::time::Instant) -> bool {
+        let mut cause: String = error
+            .split([' ', ':', '-'])
+            .find(|word| !word.is_empty())
+            .unwrap_or("error")
+            .chars()
+            .take(32)
+            .collect();
+        if self.causes.len() >= MOST_CAUSES && !self.causes.contains_key(&cause) {
+            cause = "other".to_owned();
+        }
+        match self.causes.get_mut(&cause) {
+            None => {
+                self.causes.insert(cause, (now, 0));
+                warn!("Redis refused {what}: {error}");
+                true
+            }
+            Some((logged_at, unlogged)) if now.duration_since(*logged_at) >= REFUSAL_LOG_EVERY => {
+                warn!(
+                    "Redis refused {what} again: {error} (and {unlogged} more like it in the \
+                     last {:?})",
+                    now.duration_since(*logged_at)
+                );
+                *logged_at = now;
+                *unlogged = 0;
+                true
+            }
+            Some((_, unlogged)) => {
+                *unlogged += 1;
+                false
+            }
+        }
+    }
+}
+
+/// `duration` scaled by a random factor from 0.5 to 1.5, so that nodes retrying after the
+/// same failure do not all come back at the same moment.
+pub(super) fn jittered(duration: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos()),
+    );
+    let factor = 0.5 + (hasher.finish() % 1000) as f64 / 1000.0;
+    duration.mul_f64(factor)
 }
 
 /// `url` with the password, if any, replaced by `***`.
@@ -104,5 +202,30 @@ mod tests {
             without_password("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_logged_once_then_counted_until_the_interval_is_over() {
+        let mut log = RefusalLog::default();
+        let start = std::time::Instant::now();
+        let oom = "OOM command not allowed when used memory > 'maxmemory'.";
+        assert!(log.refused_at("an append", oom, start));
+        for step in 1..1000 {
+            assert!(!log.refused_at("an append", oom, start + Duration::from_millis(step)));
+        }
+        assert!(log.refused_at("an append", "READONLY You can't write", start));
+        assert!(log.refused_at("an append", oom, start + REFUSAL_LOG_EVERY));
+        for number in 0..100 {
+            log.refused_at("x", &format!("E{number} bad"), start);
+        }
+        assert!(log.causes.len() <= MOST_CAUSES + 1, "causes stay bounded");
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_one_and_a_half_times() {
+        for _ in 0..100 {
+            let waited = jittered(Duration::from_millis(1000));
+            assert!((500..=1500).contains(&waited.as_millis()), "{waited:?}");
+        }
     }
 }

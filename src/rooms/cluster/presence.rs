@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::link::query;
+use super::link::{QueryError, RefusalLog, query};
 use super::{Cluster, PRESENCE_EVERY, PRESENCE_PREFIX, PRESENCE_TTL_MS};
 use crate::observe::stats::ClusterView;
 use crate::rooms::hub::Hub;
@@ -14,6 +14,7 @@ impl Cluster {
     /// Publishes this node's room sizes (with an expiry) and reads every node's, each
     /// [`PRESENCE_EVERY`].
     pub(super) async fn presence(&self, hub: Arc<Hub>) {
+        let mut refusals = RefusalLog::default();
         loop {
             let mut connection = self.connect(&self.presence_up).await;
             loop {
@@ -43,7 +44,10 @@ impl Cluster {
                 };
                 match read.await {
                     Ok(published) => *lock(&self.view) = summed(&published),
-                    Err(why) => {
+                    Err(QueryError::Refused(why)) => {
+                        refusals.refused("this node's room sizes", &why);
+                    }
+                    Err(QueryError::Lost(why)) => {
                         self.lost(&self.presence_up, &why);
                         break;
                     }

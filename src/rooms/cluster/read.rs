@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::entry::{STREAM_PREFIX, entry_message, stream_key};
-use super::link::query;
-use super::{Cluster, READ_BLOCK_MS, Start};
+use super::link::{QueryError, RefusalLog, jittered, query};
+use super::{Cluster, MAX_BACKOFF, READ_BLOCK_MS, Start};
 use crate::limits::budget::MemoryBudget;
+use crate::observe::escape::Escaped;
 use crate::rooms::hub::Hub;
 
 impl Cluster {
@@ -26,7 +27,7 @@ impl Cluster {
         &self,
         connection: &mut MultiplexedConnection,
         positions: &mut HashMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), QueryError> {
         for (room, position) in positions.iter_mut() {
             if position == "0-0" {
                 continue;
@@ -42,9 +43,10 @@ impl Cluster {
                     Err(why) => return Err(why),
                 };
             if !still_there {
+                let shown = Escaped(room).to_string();
                 warn!(
-                    room = room.as_str();
-                    "room {room}: Redis no longer has the last message delivered here \
+                    room = shown.as_str();
+                    "room {shown}: Redis no longer has the last message delivered here \
                      (restarted without its data?); messages appended meanwhile may be \
                      lost; carrying on from the stream as it is"
                 );
@@ -70,11 +72,20 @@ impl Cluster {
         // (room, node) → the highest sequence number delivered: see the module's comment.
         let mut delivered: HashMap<(String, u64), u64> = HashMap::new();
         let mut waiting: Vec<Start> = Vec::new();
+        let mut refusals = RefusalLog::default();
+        // The wait after a refused read, doubling while Redis keeps refusing.
+        let mut refused_wait = Duration::from_millis(100);
         loop {
             let mut connection = self.connect(&self.reader_up).await;
-            if let Err(why) = self.check_streams(&mut connection, &mut positions).await {
-                self.lost(&self.reader_up, &why);
-                continue;
+            match self.check_streams(&mut connection, &mut positions).await {
+                Ok(()) => {}
+                Err(QueryError::Lost(why)) => {
+                    self.lost(&self.reader_up, &why);
+                    continue;
+                }
+                Err(QueryError::Refused(why)) => {
+                    refusals.refused("a check of the rooms' streams", &why);
+                }
             }
             loop {
                 while let Ok(start) = starts.try_recv() {
@@ -85,7 +96,7 @@ impl Cluster {
                 delivered.retain(|(room, _), _| local.contains(room));
                 // Rooms new here start where their stream stands now, and with its last
                 // messages as their history (`--history`).
-                let mut failed = false;
+                let mut failure = None;
                 for room in &local {
                     if positions.contains_key(room) {
                         continue;
@@ -95,15 +106,24 @@ impl Cluster {
                             hub.seed_history(room, messages);
                             positions.insert(room.clone(), end);
                         }
-                        Err(why) => {
-                            self.lost(&self.reader_up, &why);
-                            failed = true;
+                        Err(error) => {
+                            failure = Some(error);
                             break;
                         }
                     }
                 }
-                if failed {
-                    break;
+                match failure {
+                    None => {}
+                    Some(QueryError::Lost(why)) => {
+                        self.lost(&self.reader_up, &why);
+                        break;
+                    }
+                    Some(QueryError::Refused(why)) => {
+                        refusals.refused("a read of a room's stream", &why);
+                        tokio::time::sleep(jittered(refused_wait)).await;
+                        refused_wait = (refused_wait * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
                 }
                 // Whoever waited for a room to start: it has (or it has no members left).
                 for start in waiting.drain(..) {
@@ -129,10 +149,19 @@ impl Cluster {
                 }
                 let reply = match query::<Option<StreamReadReply>>(&command, &mut connection).await
                 {
-                    Ok(reply) => reply,
-                    Err(why) => {
+                    Ok(reply) => {
+                        refused_wait = Duration::from_millis(100);
+                        reply
+                    }
+                    Err(QueryError::Lost(why)) => {
                         self.lost(&self.reader_up, &why);
                         break;
+                    }
+                    Err(QueryError::Refused(why)) => {
+                        refusals.refused("a read of the rooms' streams", &why);
+                        tokio::time::sleep(jittered(refused_wait)).await;
+                        refused_wait = (refused_wait * 2).min(MAX_BACKOFF);
+                        continue;
                     }
                 };
                 for stream in reply.map(|reply| reply.keys).unwrap_or_default() {
@@ -161,7 +190,7 @@ async fn stream_tail(
     connection: &mut MultiplexedConnection,
     room: &str,
     count: usize,
-) -> Result<(String, Vec<Message>), String> {
+) -> Result<(String, Vec<Message>), QueryError> {
     let mut command = redis::cmd("XREVRANGE");
     command
         .arg(stream_key(room))
