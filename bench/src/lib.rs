@@ -118,8 +118,12 @@ pub fn wait_for_listening(log: &std::path::Path, limit: Duration) -> Option<Stri
         let after_scheme = ["listening on ws://", "listening on wss://"]
             .iter()
             .find_map(|announcement| text.split(announcement).nth(1));
-        if let Some(rest) = after_scheme {
-            return Some(rest.lines().next().unwrap_or_default().trim().to_owned());
+        // The address ends at the first space or line end (wsecho names the page to open
+        // after it); until one is written, the line may still be arriving.
+        if let Some(rest) = after_scheme
+            && let Some(end) = rest.find(char::is_whitespace)
+        {
+            return Some(rest[..end].to_owned());
         }
         if std::time::Instant::now() > deadline {
             return None;
