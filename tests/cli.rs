@@ -9,6 +9,28 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_wsecho");
 
+/// Starts `command`, returns the first line it writes to stderr, and kills it.
+async fn first_stderr_line(mut command: Command) -> String {
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first_line = within(
+        "the first line on stderr",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).unwrap();
+            line
+        }),
+    )
+    .await
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    first_line
+}
+
 #[test]
 fn help_lists_every_flag_with_its_default() {
     let output = Command::new(BINARY).arg("--help").output().unwrap();
@@ -117,26 +139,12 @@ async fn the_port_can_come_from_the_port_environment_variable() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BINARY)
+    let mut command = Command::new(BINARY);
+    command
         .args(["--host", "127.0.0.1"])
         .env("PORT", port.to_string())
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let first_line = within(
-        "the listening line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).unwrap();
-            line
-        }),
-    )
-    .await
-    .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+        .env("RUST_LOG", "info");
+    let first_line = first_stderr_line(command).await;
     assert!(
         first_line.contains(&format!("listening on ws://127.0.0.1:{port}")),
         "{first_line}"
@@ -292,25 +300,11 @@ async fn a_default_start_warns_of_nothing_and_names_the_page_to_open() {
 
 #[tokio::test]
 async fn the_address_is_shown_even_when_rust_log_hides_info() {
-    let mut child = Command::new(BINARY)
+    let mut command = Command::new(BINARY);
+    command
         .args(["--host", "127.0.0.1", "--port", "0"])
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let first_line = within(
-        "the listening line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).unwrap();
-            line
-        }),
-    )
-    .await
-    .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+        .env("RUST_LOG", "warn");
+    let first_line = first_stderr_line(command).await;
     assert!(
         first_line.starts_with("wsecho: listening on ws://127.0.0.1:"),
         "{first_line}"

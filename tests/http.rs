@@ -280,3 +280,25 @@ async fn answers_say_nosniff_a_long_target_is_414_and_other_methods_405_everywhe
     assert_eq!(answer.status, 405);
     assert_eq!(answer.header("allow"), Some("GET, HEAD"));
 }
+
+#[tokio::test]
+async fn stats_names_rooms_only_to_the_networks_metrics_allow_lists() {
+    let server = TestServer::start(Config {
+        mode: Mode::Broadcast,
+        metrics_allow: vec![wsecho::parse_network("10.0.0.0/8").unwrap()],
+        ..Config::default()
+    })
+    .await;
+    let _member = server.connect_welcomed("/secret-room-name").await;
+    eventually("the member to be counted", || async {
+        let stats: serde_json::Value =
+            serde_json::from_slice(&get(server.addr, "/stats").await.body).unwrap();
+        stats["room_count"] == 1
+    })
+    .await;
+    let body = get(server.addr, "/stats").await.body;
+    assert!(
+        !String::from_utf8_lossy(&body).contains("secret-room-name"),
+        "a room's name shown to a network --metrics-allow does not list"
+    );
+}

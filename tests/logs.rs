@@ -9,11 +9,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_logs_stay_one_object_per_line_under_hostile_input() {
-    let server = ServerProcess::start(&["--mode", "broadcast", "--log-format", "json"]).await;
-    let hostile_reason = "bye\"}\n{\"level\":\"ERROR\"}\u{1}\\";
-    let path = "/room%22%0A%7B%22x%22:1%7D";
+/// Connects to `path`, reads the welcome, and closes with 1000 and `reason`.
+async fn join_and_close_with(server: &ServerProcess, path: &str, reason: &str) {
     let (mut client, _) = within(
         "connect",
         tokio_tungstenite::connect_async(format!("ws://{}{path}", server.addr)),
@@ -24,11 +21,19 @@ async fn json_logs_stay_one_object_per_line_under_hostile_input() {
     client
         .send(Message::Close(Some(CloseFrame {
             code: CloseCode::Normal,
-            reason: hostile_reason.into(),
+            reason: reason.into(),
         })))
         .await
         .unwrap();
     let _ = close_frame(&mut client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_stay_one_object_per_line_under_hostile_input() {
+    let server = ServerProcess::start(&["--mode", "broadcast", "--log-format", "json"]).await;
+    let hostile_reason = "bye\"}\n{\"level\":\"ERROR\"}\u{1}\\";
+    let path = "/room%22%0A%7B%22x%22:1%7D";
+    join_and_close_with(&server, path, hostile_reason).await;
     // A plain request with a hostile target is logged with its answer.
     let answer = raw_http(server.addr, b"GET /x%0D%0A\"y HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(answer.status, 200);
@@ -76,21 +81,7 @@ async fn json_logs_stay_one_object_per_line_under_hostile_input() {
 async fn text_logs_escape_what_clients_choose_and_bound_its_length() {
     let server = ServerProcess::start(&["--mode", "broadcast"]).await;
     let room = format!("/{}", "r".repeat(600));
-    let (mut client, _) = within(
-        "connect",
-        tokio_tungstenite::connect_async(format!("ws://{}{room}", server.addr)),
-    )
-    .await
-    .unwrap();
-    next_text(&mut client).await;
-    client
-        .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: "bye\nINFO forged line\u{1b}[31m".into(),
-        })))
-        .await
-        .unwrap();
-    let _ = close_frame(&mut client).await;
+    join_and_close_with(&server, &room, "bye\nINFO forged line\u{1b}[31m").await;
     eventually("the disconnect to be logged", || async {
         server.log().contains("disconnected (1000 bye")
     })

@@ -42,15 +42,6 @@ fn payload(client: usize, size: usize) -> Vec<u8> {
     message
 }
 
-/// The bytes `/stats` says are held against the budget.
-async fn held_bytes(addr: std::net::SocketAddr) -> u64 {
-    let stats: serde_json::Value =
-        serde_json::from_slice(&get(addr, "/stats").await.body).expect("/stats is JSON");
-    stats["memory"]["held_bytes"]
-        .as_u64()
-        .expect("memory.held_bytes")
-}
-
 /// How one large sender fared.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {

@@ -21,12 +21,18 @@ const FLOOD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 /// states it (the binary, the runtimes, allocator slack).
 const OVERHEAD: u64 = 48 << 20;
 
-async fn held_bytes(addr: std::net::SocketAddr) -> u64 {
-    let stats: serde_json::Value =
-        serde_json::from_slice(&get(addr, "/stats").await.body).expect("/stats is JSON");
-    stats["memory"]["held_bytes"]
-        .as_u64()
-        .expect("memory.held_bytes")
+/// `wsecho --mode raw --max-memory 256MiB`, without pings: these clients stay connected
+/// without reading, as a harness does between steps.
+async fn raw_server_with_a_256_mib_budget() -> ServerProcess {
+    ServerProcess::start(&[
+        "--mode",
+        "raw",
+        "--max-memory",
+        "256MiB",
+        "--ping-interval",
+        "0",
+    ])
+    .await
 }
 
 /// A client with no limit on message size.
@@ -73,16 +79,7 @@ async fn still_served(client: &mut Client) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_clients_one_after_another_echo_40_mib_and_stay_connected() {
-    // No pings: these clients stay connected without reading, as a harness between steps.
-    let server = ServerProcess::start(&[
-        "--mode",
-        "raw",
-        "--max-memory",
-        "256MiB",
-        "--ping-interval",
-        "0",
-    ])
-    .await;
+    let server = raw_server_with_a_256_mib_budget().await;
     let baseline = server.rss();
     let mut clients = Vec::new();
     for number in 0..6u8 {
@@ -128,15 +125,7 @@ async fn six_clients_one_after_another_echo_40_mib_and_stay_connected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_clients_echo_40_mib_at_once_and_the_echoed_ones_stay_connected() {
     let budget = 256 * MIB as u64;
-    let server = ServerProcess::start(&[
-        "--mode",
-        "raw",
-        "--max-memory",
-        "256MiB",
-        "--ping-interval",
-        "0",
-    ])
-    .await;
+    let server = raw_server_with_a_256_mib_budget().await;
     let addr = server.addr;
     let clients: Vec<_> = (0..40u8)
         .map(|number| {

@@ -633,3 +633,79 @@ async fn a_full_redis_refuses_messages_without_the_node_reconnecting_or_flooding
     assert_eq!(next_text(&mut other).await, "after");
     node.assert_no_errors_logged();
 }
+
+/// Raises this process's open-files limit to the hard limit; returns the limit in force.
+fn raise_own_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_idle_rooms_do_not_slow_a_busy_one_and_a_new_room_delivers() {
+    const ROOMS: usize = 5000;
+    if raise_own_open_files_limit() < (ROOMS as u64) * 2 + 200 {
+        assert!(
+            std::env::var("WSECHO_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "this test needs an open-files limit of {} or more",
+            ROOMS * 2 + 200
+        );
+        println!("skipped: the open-files limit is too low for {ROOMS} rooms");
+        return;
+    }
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let node = node(&redis).await;
+    // Each idle room has one member, with a name as long as --max-path-length allows.
+    let mut idle = Vec::with_capacity(ROOMS);
+    for number in 0..ROOMS {
+        let (client, _) = tokio_tungstenite::connect_async(format!(
+            "ws://{}/{number:05}{}",
+            node.addr,
+            "n".repeat(900)
+        ))
+        .await
+        .expect("handshake");
+        idle.push(client);
+    }
+    let mut lobby = member(node.addr, "/lobby").await;
+    let mut round_trips = Vec::new();
+    for number in 0..20 {
+        let started = std::time::Instant::now();
+        send_text(&mut lobby, &number.to_string()).await;
+        assert_eq!(next_text(&mut lobby).await, number.to_string());
+        round_trips.push(started.elapsed());
+    }
+    round_trips.sort();
+    // Timing is a benchmark's business; this bound only catches a stalled reader (it was
+    // about a second with 1,000 rooms before reads were batched).
+    println!(
+        "/lobby round trip with {ROOMS} idle rooms: median {:?}",
+        round_trips[10]
+    );
+    assert!(
+        round_trips[10] < Duration::from_millis(500),
+        "{round_trips:?}"
+    );
+    let mut newcomer = member(node.addr, "/new-room").await;
+    send_text(&mut newcomer, "first").await;
+    assert_eq!(next_text(&mut newcomer).await, "first");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&get(node.addr, "/stats").await.body).unwrap();
+    assert_eq!(stats["room_count"], ROOMS + 2);
+    assert!(
+        get(node.addr, "/stats").await.body.len() < 200 * 1024,
+        "/stats is bounded"
+    );
+    drop(idle);
+}

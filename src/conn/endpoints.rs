@@ -24,14 +24,17 @@ pub(super) fn health(rooms: &Rooms) -> Response {
     }
 }
 
-/// `/stats`: connections, rooms, the memory budget and, with `--redis`, the cluster.
-pub(super) fn stats(state: &ServerState) -> Response {
+/// `/stats`: connections, rooms, the memory budget and, with `--redis`, the cluster. Room
+/// names are chosen by clients: they are listed only to the networks `--metrics-allow`
+/// lists, and only the largest rooms; everyone gets the counts.
+pub(super) fn stats(peer: SocketAddr, state: &ServerState) -> Response {
     let stats = Stats {
         mode: state.config.mode,
         connections: state.connections.open(),
         rooms: state.rooms.sizes(),
         memory: state.budget.usage(),
         cluster: state.rooms.cluster_view(),
+        show_rooms: metrics_allowed(peer, &state.config.metrics_allow),
     };
     Response::stats(stats.to_json())
 }

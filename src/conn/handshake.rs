@@ -181,7 +181,7 @@ async fn answer_or_upgrade(
         }
         Route::Inspect => http::Response::json(inspect::describe(&request, peer, stream, None)),
         Route::Health => endpoints::health(&state.rooms),
-        Route::Stats => endpoints::stats(state),
+        Route::Stats => endpoints::stats(peer, state),
         Route::Metrics => endpoints::metrics(peer, state),
         Route::Answer(response) => response,
     }

@@ -48,7 +48,13 @@ pub(crate) struct Stats {
     pub memory: BudgetUse,
     /// With `--redis`: whether Redis is reachable, and what the nodes published.
     pub cluster: Option<(bool, ClusterView)>,
+    /// Whether the asker may see room names (`--metrics-allow`); others get counts only.
+    pub show_rooms: bool,
 }
+
+/// Rooms listed by name at most, the ones with the most members: a client that opens
+/// thousands of rooms cannot make `/stats` large.
+pub(crate) const LISTED_ROOMS: usize = 100;
 
 impl Stats {
     /// `{"mode":…,"connections":N,"rooms":{"/lobby":2,...},"memory":{...}}` and, with
@@ -67,14 +73,16 @@ impl Stats {
         let mut body = serde_json::json!({
             "mode": mode,
             "connections": self.connections,
-            "rooms": room_object(&self.rooms),
+            "rooms": self.room_object(&self.rooms),
+            "room_count": self.rooms.len(),
             "memory": memory,
         });
         if let Some((connected, view)) = &self.cluster {
             body["cluster"] = serde_json::json!({
                 "redis_connected": connected,
                 "nodes": view.nodes,
-                "rooms": room_object(&view.rooms),
+                "rooms": self.room_object(&view.rooms),
+                "room_count": view.rooms.len(),
             });
         }
         let mut body = body.to_string();
@@ -83,11 +91,23 @@ impl Stats {
     }
 }
 
-fn room_object(rooms: &[(String, usize)]) -> serde_json::Map<String, serde_json::Value> {
-    rooms
-        .iter()
-        .map(|(name, size)| (name.clone(), (*size).into()))
-        .collect()
+impl Stats {
+    /// The [`LISTED_ROOMS`] rooms with the most members, by name, for an asker who may see
+    /// names; nothing for anyone else.
+    fn room_object(&self, rooms: &[(String, usize)]) -> serde_json::Map<String, serde_json::Value> {
+        if !self.show_rooms {
+            return serde_json::Map::new();
+        }
+        let mut largest: Vec<&(String, usize)> = rooms.iter().collect();
+        largest.sort_by(|(a_name, a_size), (b_name, b_size)| {
+            b_size.cmp(a_size).then_with(|| a_name.cmp(b_name))
+        });
+        largest
+            .into_iter()
+            .take(LISTED_ROOMS)
+            .map(|(name, size)| (name.clone(), (*size).into()))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +123,7 @@ mod tests {
             rooms,
             memory: IDLE_BUDGET,
             cluster: None,
+            show_rooms: true,
         }
         .to_json()
     }
@@ -136,8 +157,31 @@ mod tests {
                 "mode": "echo",
                 "connections": 0,
                 "rooms": {},
+                "room_count": 0,
                 "memory": { "limit_bytes": 1 << 30, "held_bytes": 0, "paused_clients": 0 },
             })
         );
+    }
+
+    #[test]
+    fn only_the_largest_rooms_are_listed_and_only_to_those_allowed() {
+        let rooms: Vec<(String, usize)> = (0..150).map(|n| (format!("/r{n:03}"), n)).collect();
+        let listed: serde_json::Value =
+            serde_json::from_str(&stats(Mode::Broadcast, 1, rooms.clone())).unwrap();
+        let names = listed["rooms"].as_object().unwrap();
+        assert_eq!(names.len(), LISTED_ROOMS);
+        assert_eq!(listed["room_count"], 150);
+        assert!(names.contains_key("/r149") && !names.contains_key("/r049"));
+        let counted = Stats {
+            mode: Mode::Broadcast,
+            connections: 1,
+            rooms,
+            memory: IDLE_BUDGET,
+            cluster: None,
+            show_rooms: false,
+        };
+        let counted: serde_json::Value = serde_json::from_str(&counted.to_json()).unwrap();
+        assert_eq!(counted["rooms"], serde_json::json!({}));
+        assert_eq!(counted["room_count"], 150);
     }
 }

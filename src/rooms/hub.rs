@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use log::info;
@@ -30,6 +30,9 @@ use crate::sync::lock::lock;
 #[derive(Default)]
 pub(crate) struct Hub {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
+    /// Counts rooms created and removed, so that a reader of the room list (the Redis reader)
+    /// copies it only when it has changed.
+    generation: AtomicU64,
     /// How many of each room's latest messages a joining member is sent first
     /// (`--history`).
     history: usize,
@@ -124,6 +127,7 @@ impl Hub {
     pub(crate) fn with_history(history: usize) -> Self {
         Hub {
             rooms: Mutex::default(),
+            generation: AtomicU64::new(0),
             history,
         }
     }
@@ -150,6 +154,7 @@ impl Hub {
                         members: Mutex::default(),
                     });
                     rooms.insert(name.to_owned(), room.clone());
+                    self.generation.fetch_add(1, Ordering::Relaxed);
                     room
                 }
             };
@@ -228,6 +233,11 @@ impl Hub {
         lock(&self.rooms).keys().cloned().collect()
     }
 
+    /// Changes whenever a room is created or removed.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
     /// How many members each room has, by room name.
     pub(crate) fn room_sizes(&self) -> Vec<(String, usize)> {
         let mut sizes: Vec<_> = lock(&self.rooms)
@@ -278,6 +288,7 @@ impl Drop for Membership {
             drop(members);
             if remaining == 0 {
                 rooms.remove(&self.room.name);
+                self.hub.generation.fetch_add(1, Ordering::Relaxed);
             }
             remaining
         };

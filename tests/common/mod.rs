@@ -331,6 +331,15 @@ pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 
 pub const MASK: Option<[u8; 4]> = Some([0x12, 0x34, 0x56, 0x78]);
 
+/// The bytes `/stats` says are held against the memory budget.
+pub async fn held_bytes(addr: SocketAddr) -> u64 {
+    let stats: serde_json::Value =
+        serde_json::from_slice(&get(addr, "/stats").await.body).expect("/stats is JSON");
+    stats["memory"]["held_bytes"]
+        .as_u64()
+        .expect("memory.held_bytes")
+}
+
 /// Reads one frame the server sent (servers do not mask) from a bare stream, returning its
 /// opcode and payload, or `None` if the server closed the connection (or sent nothing for
 /// [`PATIENCE`]).

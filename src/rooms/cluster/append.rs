@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::entry::stream_key;
 use super::link::{QueryError, RefusalLog, query};
+use super::news::{NEWS_KEY, NEWS_LENGTH};
 use super::{Cluster, Outgoing, STREAM_LENGTH};
 
 impl Cluster {
@@ -48,7 +49,19 @@ impl Cluster {
                     .arg(kind)
                     .arg("d")
                     .arg(payload.as_ref());
-                match query::<String>(&command, &mut connection).await {
+                let mut news = redis::cmd("XADD");
+                news.arg(NEWS_KEY)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(NEWS_LENGTH)
+                    .arg("*")
+                    .arg("r")
+                    .arg(&next.room);
+                let appended = async {
+                    query::<String>(&command, &mut connection).await?;
+                    query::<String>(&news, &mut connection).await
+                };
+                match appended.await {
                     Ok(_) => {}
                     Err(QueryError::Refused(why)) => {
                         refusals.refused("an append to a room's stream (message dropped)", &why);

@@ -12,7 +12,7 @@ use super::{COMMAND_TIMEOUT, Cluster, MAX_BACKOFF};
 impl Cluster {
     /// Connects, retrying with capped backoff; `up` records this connection's state.
     pub(super) async fn connect(&self, up: &AtomicBool) -> MultiplexedConnection {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
             let attempt = tokio::time::timeout(
                 COMMAND_TIMEOUT,
@@ -28,8 +28,7 @@ impl Cluster {
                 Ok(Err(error)) => self.lost(up, &error.to_string()),
                 Err(_) => self.lost(up, "no answer"),
             }
-            tokio::time::sleep(jittered(backoff)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff.wait().await;
         }
     }
 
@@ -156,9 +155,32 @@ impl RefusalLog {
     }
 }
 
+/// A wait that doubles from `first` up to [`MAX_BACKOFF`] each time it is taken, jittered.
+pub(super) struct Backoff {
+    first: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(first: Duration) -> Self {
+        Backoff { first, next: first }
+    }
+
+    /// Sleeps the current wait, and doubles the next one.
+    pub(super) async fn wait(&mut self) {
+        tokio::time::sleep(jittered(self.next)).await;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+    }
+
+    /// Something succeeded: the next wait is the first again.
+    pub(super) fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
 /// `duration` scaled by a random factor from 0.5 to 1.5, so that nodes retrying after the
 /// same failure do not all come back at the same moment.
-pub(super) fn jittered(duration: Duration) -> Duration {
+fn jittered(duration: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

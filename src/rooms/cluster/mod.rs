@@ -43,6 +43,7 @@ use crate::sync::lock::lock;
 mod append;
 mod entry;
 mod link;
+mod news;
 mod presence;
 mod read;
 

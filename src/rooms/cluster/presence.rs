@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 
+use redis::aio::MultiplexedConnection;
+
 use super::link::{QueryError, RefusalLog, query};
 use super::{Cluster, PRESENCE_EVERY, PRESENCE_PREFIX, PRESENCE_TTL_MS};
 use crate::observe::stats::ClusterView;
+use crate::observe::stats::LISTED_ROOMS;
 use crate::rooms::hub::Hub;
 use crate::sync::lock::lock;
 use std::sync::Arc;
@@ -18,9 +21,15 @@ impl Cluster {
         loop {
             let mut connection = self.connect(&self.presence_up).await;
             loop {
-                let own: serde_json::Map<String, serde_json::Value> = hub
-                    .room_sizes()
+                // The largest rooms only, so that what each node publishes (and every node
+                // reads each second) stays small however many rooms clients open.
+                let mut sizes = hub.room_sizes();
+                sizes.sort_by(|(a_room, a_size), (b_room, b_size)| {
+                    b_size.cmp(a_size).then_with(|| a_room.cmp(b_room))
+                });
+                let own: serde_json::Map<String, serde_json::Value> = sizes
                     .into_iter()
+                    .take(LISTED_ROOMS)
                     .map(|(room, size)| (room, size.into()))
                     .collect();
                 let key = format!("{PRESENCE_PREFIX}{:016x}", self.node);
@@ -32,15 +41,18 @@ impl Cluster {
                     .arg(PRESENCE_TTL_MS);
                 let read = async {
                     query::<()>(&publish, &mut connection).await?;
-                    let mut list = redis::cmd("KEYS");
-                    list.arg(format!("{PRESENCE_PREFIX}*"));
-                    let keys: Vec<String> = query(&list, &mut connection).await?;
+                    let mut join = redis::cmd("SADD");
+                    join.arg(NODE_SET).arg(&key);
+                    query::<()>(&join, &mut connection).await?;
+                    let keys = node_keys(&mut connection).await?;
                     if keys.is_empty() {
                         return Ok(Vec::new());
                     }
                     let mut get = redis::cmd("MGET");
                     get.arg(&keys);
-                    query::<Vec<Option<String>>>(&get, &mut connection).await
+                    let published: Vec<Option<String>> = query(&get, &mut connection).await?;
+                    forget_expired(&mut connection, &keys, &published).await?;
+                    Ok(published)
                 };
                 match read.await {
                     Ok(published) => *lock(&self.view) = summed(&published),
@@ -57,6 +69,44 @@ impl Cluster {
         }
     }
 }
+
+/// The set of the keys the nodes publish their room sizes under. Each node adds its own
+/// each time it publishes, and removes the keys that have expired, so reading the nodes costs
+/// in proportion to how many there are; `KEYS` would walk every key of a Redis that other
+/// applications may share, blocking it meanwhile.
+const NODE_SET: &str = "wsecho:nodes";
+
+/// The keys in [`NODE_SET`], at most [`MOST_NODES`] of them.
+async fn node_keys(connection: &mut MultiplexedConnection) -> Result<Vec<String>, QueryError> {
+    let mut members = redis::cmd("SRANDMEMBER");
+    members.arg(NODE_SET).arg(MOST_NODES);
+    let mut keys: Vec<String> = query(&members, connection).await?;
+    keys.sort();
+    Ok(keys)
+}
+
+/// Takes the keys of nodes whose sizes have expired (`published` is `None`) out of the set.
+async fn forget_expired(
+    connection: &mut MultiplexedConnection,
+    keys: &[String],
+    published: &[Option<String>],
+) -> Result<(), QueryError> {
+    let expired: Vec<&String> = keys
+        .iter()
+        .zip(published)
+        .filter(|(_, sizes)| sizes.is_none())
+        .map(|(key, _)| key)
+        .collect();
+    if expired.is_empty() {
+        return Ok(());
+    }
+    let mut remove = redis::cmd("SREM");
+    remove.arg(NODE_SET).arg(expired);
+    query::<()>(&remove, connection).await
+}
+
+/// Nodes whose room sizes are read at most.
+const MOST_NODES: usize = 256;
 
 /// Every node's published room sizes, added up.
 fn summed(published: &[Option<String>]) -> ClusterView {

@@ -1,19 +1,19 @@
 //! Reading: the streams of the rooms with members on this node, delivered to them in the
 //! streams' order, each (node, sequence) once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::warn;
 use redis::aio::MultiplexedConnection;
-use redis::streams::StreamReadReply;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::entry::{STREAM_PREFIX, entry_message, stream_key};
-use super::link::{QueryError, RefusalLog, jittered, query};
-use super::{Cluster, MAX_BACKOFF, READ_BLOCK_MS, Start};
+use super::link::{Backoff, QueryError, RefusalLog, query};
+use super::news::{FULL_PASS_EVERY, news_end, read_news, read_rooms};
+use super::{Cluster, READ_BLOCK_MS, Start};
 use crate::limits::budget::MemoryBudget;
 use crate::observe::escape::Escaped;
 use crate::rooms::hub::Hub;
@@ -72,9 +72,17 @@ impl Cluster {
         // (room, node) → the highest sequence number delivered: see the module's comment.
         let mut delivered: HashMap<(String, u64), u64> = HashMap::new();
         let mut waiting: Vec<Start> = Vec::new();
+        // The rooms with members here, copied from the hub when it says they changed.
+        let mut local: HashSet<String> = HashSet::new();
+        let mut local_generation = None;
+        // Rooms with members here whose stream position is not known yet.
+        let mut unstarted: Vec<String> = Vec::new();
         let mut refusals = RefusalLog::default();
         // The wait after a refused read, doubling while Redis keeps refusing.
-        let mut refused_wait = Duration::from_millis(100);
+        let mut refused = Backoff::new(Duration::from_millis(100));
+        // Where the news stream was last read (`None`: a full pass comes first).
+        let mut news_position: Option<String> = None;
+        let mut last_full_pass = Instant::now();
         loop {
             let mut connection = self.connect(&self.reader_up).await;
             match self.check_streams(&mut connection, &mut positions).await {
@@ -91,20 +99,27 @@ impl Cluster {
                 while let Ok(start) = starts.try_recv() {
                     waiting.push(start);
                 }
-                let local: Vec<String> = hub.room_names();
-                positions.retain(|room, _| local.contains(room));
-                delivered.retain(|(room, _), _| local.contains(room));
+                let generation = hub.generation();
+                if local_generation != Some(generation) {
+                    local = hub.room_names().into_iter().collect();
+                    positions.retain(|room, _| local.contains(room));
+                    delivered.retain(|(room, _), _| local.contains(room));
+                    unstarted = local
+                        .iter()
+                        .filter(|room| !positions.contains_key(*room))
+                        .cloned()
+                        .collect();
+                    local_generation = Some(generation);
+                }
                 // Rooms new here start where their stream stands now, and with its last
                 // messages as their history (`--history`).
                 let mut failure = None;
-                for room in &local {
-                    if positions.contains_key(room) {
-                        continue;
-                    }
+                while let Some(room) = unstarted.last() {
                     match stream_tail(&mut connection, room, hub.history_length()).await {
                         Ok((end, messages)) => {
                             hub.seed_history(room, messages);
                             positions.insert(room.clone(), end);
+                            unstarted.pop();
                         }
                         Err(error) => {
                             failure = Some(error);
@@ -120,8 +135,7 @@ impl Cluster {
                     }
                     Some(QueryError::Refused(why)) => {
                         refusals.refused("a read of a room's stream", &why);
-                        tokio::time::sleep(jittered(refused_wait)).await;
-                        refused_wait = (refused_wait * 2).min(MAX_BACKOFF);
+                        refused.wait().await;
                         continue;
                     }
                 }
@@ -133,38 +147,44 @@ impl Cluster {
                     tokio::time::sleep(Duration::from_millis(READ_BLOCK_MS as u64)).await;
                     continue;
                 }
-                let rooms: Vec<&String> = positions.keys().collect();
-                let mut command = redis::cmd("XREAD");
-                command
-                    .arg("COUNT")
-                    .arg(1024)
-                    .arg("BLOCK")
-                    .arg(READ_BLOCK_MS)
-                    .arg("STREAMS");
-                for room in &rooms {
-                    command.arg(stream_key(room));
-                }
-                for room in &rooms {
-                    command.arg(&positions[*room]);
-                }
-                let reply = match query::<Option<StreamReadReply>>(&command, &mut connection).await
-                {
-                    Ok(reply) => {
-                        refused_wait = Duration::from_millis(100);
-                        reply
+                // Every room after (re)connecting and now and then; otherwise the rooms
+                // the news names (see `news`).
+                let full_pass =
+                    news_position.is_none() || last_full_pass.elapsed() >= FULL_PASS_EVERY;
+                let read = async {
+                    if full_pass {
+                        let end = news_end(&mut connection).await?;
+                        let replies = read_rooms(&mut connection, local.iter(), &positions).await?;
+                        return Ok((replies, Some(end)));
+                    }
+                    let position = news_position.as_deref().unwrap_or("0-0");
+                    let (rooms, end) = read_news(&mut connection, position, READ_BLOCK_MS).await?;
+                    let replies = read_rooms(&mut connection, rooms.iter(), &positions).await?;
+                    Ok((replies, end))
+                };
+                let replies = match read.await {
+                    Ok((replies, end)) => {
+                        refused.reset();
+                        if full_pass {
+                            last_full_pass = Instant::now();
+                        }
+                        if end.is_some() {
+                            news_position = end;
+                        }
+                        replies
                     }
                     Err(QueryError::Lost(why)) => {
                         self.lost(&self.reader_up, &why);
+                        news_position = None;
                         break;
                     }
                     Err(QueryError::Refused(why)) => {
                         refusals.refused("a read of the rooms' streams", &why);
-                        tokio::time::sleep(jittered(refused_wait)).await;
-                        refused_wait = (refused_wait * 2).min(MAX_BACKOFF);
+                        refused.wait().await;
                         continue;
                     }
                 };
-                for stream in reply.map(|reply| reply.keys).unwrap_or_default() {
+                for stream in replies.into_iter().flat_map(|reply| reply.keys) {
                     let Some(room) = stream.key.strip_prefix(STREAM_PREFIX) else {
                         continue;
                     };
