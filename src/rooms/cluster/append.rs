@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::entry::stream_key;
-use super::link::{QueryError, RefusalLog, query};
+use super::link::{QueryError, RefusalLog, query_together};
 use super::news::{NEWS_KEY, NEWS_LENGTH};
 use super::{Cluster, Outgoing, STREAM_LENGTH};
 
@@ -57,11 +57,12 @@ impl Cluster {
                     .arg("*")
                     .arg("r")
                     .arg(&next.room);
-                let appended = async {
-                    query::<String>(&command, &mut connection).await?;
-                    query::<String>(&news, &mut connection).await
-                };
-                match appended.await {
+                // One round trip for both: the entry, then the news naming its room.
+                let mut both = redis::pipe();
+                both.add_command(command).add_command(news);
+                let appended: Result<(String, String), _> =
+                    query_together(&both, &mut connection, "XADD").await;
+                match appended {
                     Ok(_) => {}
                     Err(QueryError::Refused(why)) => {
                         refusals.refused("an append to a room's stream (message dropped)", &why);

@@ -78,7 +78,29 @@ pub(super) async fn query<T: redis::FromRedisValue>(
     command: &redis::Cmd,
     connection: &mut MultiplexedConnection,
 ) -> Result<T, QueryError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, command.query_async(connection)).await {
+    let name = || match command.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
+        _ => "a command".to_owned(),
+    };
+    answer(command.query_async(connection), name).await
+}
+
+/// [`query`] for several commands sent together in one round trip; `name` says what they
+/// are, for the log.
+pub(super) async fn query_together<T: redis::FromRedisValue>(
+    pipeline: &redis::Pipeline,
+    connection: &mut MultiplexedConnection,
+    name: &str,
+) -> Result<T, QueryError> {
+    answer(pipeline.query_async(connection), || name.to_owned()).await
+}
+
+/// Redis's answer, within [`COMMAND_TIMEOUT`], sorted into a refusal or a lost link.
+async fn answer<T>(
+    sent: impl Future<Output = redis::RedisResult<T>>,
+    name: impl FnOnce() -> String,
+) -> Result<T, QueryError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, sent).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error))
             if matches!(
@@ -89,13 +111,7 @@ pub(super) async fn query<T: redis::FromRedisValue>(
             Err(QueryError::Refused(error.to_string()))
         }
         Ok(Err(error)) => Err(QueryError::Lost(error.to_string())),
-        Err(_) => {
-            let name = match command.args_iter().next() {
-                Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
-                _ => "a command".to_owned(),
-            };
-            Err(QueryError::Lost(format!("no answer to {name}")))
-        }
+        Err(_) => Err(QueryError::Lost(format!("no answer to {}", name()))),
     }
 }
 
