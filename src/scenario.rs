@@ -86,6 +86,21 @@ impl Scenario {
     }
 }
 
+/// The `name=value` pairs of a query string, as they stand (not yet decoded).
+fn pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// Whether the query string names the option `name` and turns it on (`name`, `name=1`,
+/// `name=true` or `name=yes`), as `?history_notice=1` does.
+pub(crate) fn query_flag(query: Option<&str>, name: &str) -> bool {
+    pairs(query).any(|(key, value)| key == name && flag(value))
+}
+
 /// Reads a scenario from a query string. `Ok(None)` when the query names none of the
 /// parameters; `Err` with a one-line reason naming the parameter when a value is malformed
 /// or out of range. `max_message_size` bounds `send_bytes`.
@@ -93,12 +108,7 @@ pub(crate) fn parse(
     query: Option<&str>,
     max_message_size: usize,
 ) -> Result<Option<Scenario>, String> {
-    let pairs: Vec<(&str, &str)> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .collect();
+    let pairs: Vec<(&str, &str)> = pairs(query).collect();
     if !pairs.iter().any(|(name, _)| NAMES.contains(name)) {
         return Ok(None);
     }
@@ -308,6 +318,19 @@ mod tests {
         }
         let long = format!("close=4000&reason={}", "x".repeat(124));
         assert!(parsed(&long).unwrap_err().contains("reason"));
+    }
+
+    #[test]
+    fn query_flags_are_on_when_named_with_no_value_or_a_true_one() {
+        assert!(query_flag(Some("history_notice=1"), "history_notice"));
+        assert!(query_flag(Some("a=b&history_notice"), "history_notice"));
+        assert!(query_flag(
+            Some("history_notice=true&x=1"),
+            "history_notice"
+        ));
+        assert!(!query_flag(Some("history_notice=0"), "history_notice"));
+        assert!(!query_flag(Some("history_notices=1"), "history_notice"));
+        assert!(!query_flag(None, "history_notice"));
     }
 
     #[test]

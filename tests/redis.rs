@@ -194,17 +194,6 @@ async fn node_with(url: &str, extra: &[&str]) -> ServerProcess {
     ServerProcess::start(&args).await
 }
 
-async fn member(addr: SocketAddr, room: &str) -> Client {
-    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{room}"))
-        .await
-        .expect("handshake");
-    assert_eq!(
-        next_text(&mut client).await,
-        "Welcome to the WebSocket server!"
-    );
-    client
-}
-
 /// Reads `count` text messages.
 async fn texts(client: &mut Client, count: usize) -> Vec<String> {
     let mut seen = Vec::with_capacity(count);

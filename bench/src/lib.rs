@@ -133,9 +133,9 @@ pub fn wait_for_listening(log: &std::path::Path, limit: Duration) -> Option<Stri
 }
 
 /// Reads one frame a server sent (servers do not mask) from a bare stream, returning its
-/// opcode and payload; `None` if the stream ends, fails, or sends no frame header within
-/// `patience`.
-pub async fn read_server_frame(
+/// first byte (FIN, reserved bits and opcode) and payload; `None` if the stream ends, fails,
+/// or sends no frame header within `patience`.
+pub async fn read_server_frame_with_fin(
     stream: &mut (impl tokio::io::AsyncRead + Unpin),
     patience: Duration,
 ) -> Option<(u8, Vec<u8>)> {
@@ -160,5 +160,14 @@ pub async fn read_server_frame(
     };
     let mut payload = vec![0u8; length];
     stream.read_exact(&mut payload).await.ok()?;
-    Some((header[0] & 0x0f, payload))
+    Some((header[0], payload))
+}
+
+/// [`read_server_frame_with_fin`], returning the opcode alone.
+pub async fn read_server_frame(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    patience: Duration,
+) -> Option<(u8, Vec<u8>)> {
+    let (first_byte, payload) = read_server_frame_with_fin(stream, patience).await?;
+    Some((first_byte & 0x0f, payload))
 }

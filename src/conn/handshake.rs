@@ -78,7 +78,7 @@ pub(crate) async fn run(
     let uri = upgraded.request.head.uri();
     let target = Target {
         path: uri.path().to_owned(),
-        history_notice: http::query_flag(uri.query(), "history_notice"),
+        history_notice: crate::scenario::query_flag(uri.query(), "history_notice"),
         scenario: upgraded.scenario,
         inspect: upgraded.inspect,
     };

@@ -30,19 +30,6 @@ pub(crate) use request::{HeadError, Request, header_lines, read_request};
 pub(crate) use response::{Response, answer, send_upgrade};
 pub(crate) use route::{Route, route};
 
-/// Whether the query string names the option `name` and turns it on (`name`, `name=1`,
-/// `name=true` or `name=yes`).
-pub(crate) fn query_flag(query: Option<&str>, name: &str) -> bool {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key == name).then_some(value)
-        })
-        .any(|value| matches!(value, "" | "1" | "true" | "yes"))
-}
-
 /// The browser client, served at `/`. Embedded so the binary works from any directory.
 pub const CLIENT_HTML: &str = include_str!("../../client.html");
 
@@ -157,23 +144,5 @@ mod fuzz {
     #[test]
     fn the_unmutated_upgrade_is_accepted() {
         assert_eq!(statuses(UPGRADE), vec![101, 101]);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::query_flag;
-
-    #[test]
-    fn query_flags_are_on_when_named_with_no_value_or_a_true_one() {
-        assert!(query_flag(Some("history_notice=1"), "history_notice"));
-        assert!(query_flag(Some("a=b&history_notice"), "history_notice"));
-        assert!(query_flag(
-            Some("history_notice=true&x=1"),
-            "history_notice"
-        ));
-        assert!(!query_flag(Some("history_notice=0"), "history_notice"));
-        assert!(!query_flag(Some("history_notices=1"), "history_notice"));
-        assert!(!query_flag(None, "history_notice"));
     }
 }

@@ -331,6 +331,22 @@ pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 
 pub const MASK: Option<[u8; 4]> = Some([0x12, 0x34, 0x56, 0x78]);
 
+/// Connects to `path` on the server at `addr` (a process, or a broadcast room's node) and
+/// reads the welcome.
+pub async fn member(addr: SocketAddr, path: &str) -> Client {
+    let (mut client, _) = within(
+        "connect",
+        tokio_tungstenite::connect_async(format!("ws://{addr}{path}")),
+    )
+    .await
+    .expect("handshake");
+    assert_eq!(
+        next_text(&mut client).await,
+        "Welcome to the WebSocket server!"
+    );
+    client
+}
+
 /// The bytes `/stats` says are held against the memory budget.
 pub async fn held_bytes(addr: SocketAddr) -> u64 {
     let stats: serde_json::Value =
