@@ -10,6 +10,11 @@
 
 use std::time::Duration;
 
+mod query;
+
+pub(crate) use query::query_flag;
+use query::{decode, flag, pairs};
+
 /// The parameter names that ask for a scenario.
 const NAMES: [&str; 16] = [
     "inspect",
@@ -84,21 +89,6 @@ impl Scenario {
                 ..Scenario::default()
             }
     }
-}
-
-/// The `name=value` pairs of a query string, as they stand (not yet decoded).
-fn pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-}
-
-/// Whether the query string names the option `name` and turns it on (`name`, `name=1`,
-/// `name=true` or `name=yes`), as `?history_notice=1` does.
-pub(crate) fn query_flag(query: Option<&str>, name: &str) -> bool {
-    pairs(query).any(|(key, value)| key == name && flag(value))
 }
 
 /// Reads a scenario from a query string. `Ok(None)` when the query names none of the
@@ -197,10 +187,6 @@ fn may_send(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
-fn flag(value: &str) -> bool {
-    matches!(value, "" | "1" | "true" | "yes")
-}
-
 /// A whole number within `low..=high`, or a one-line reason naming `name`.
 fn number<T>(name: &str, text: &str, low: T, high: T) -> Result<T, String>
 where
@@ -220,31 +206,6 @@ fn millis(name: &str, text: &str, lowest: u128) -> Result<Duration, String> {
     let longest = LONGEST_TIMER.as_millis() as u64;
     let value = number(name, text, lowest as u64, longest)?;
     Ok(Duration::from_millis(value))
-}
-
-/// A query value with `+` as a space and `%XX` escapes decoded; invalid UTF-8 becomes U+FFFD.
-fn decode(value: &str) -> String {
-    let hex = |byte: u8| (byte as char).to_digit(16);
-    let bytes = value.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = match bytes.get(index..index + 3) {
-            Some([b'%', high, low]) => hex(*high).zip(hex(*low)),
-            _ => None,
-        };
-        match (escaped, bytes[index]) {
-            (Some((high, low)), _) => {
-                decoded.push((high * 16 + low) as u8);
-                index += 3;
-                continue;
-            }
-            (None, b'+') => decoded.push(b' '),
-            (None, byte) => decoded.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 #[cfg(test)]
@@ -318,26 +279,5 @@ mod tests {
         }
         let long = format!("close=4000&reason={}", "x".repeat(124));
         assert!(parsed(&long).unwrap_err().contains("reason"));
-    }
-
-    #[test]
-    fn query_flags_are_on_when_named_with_no_value_or_a_true_one() {
-        assert!(query_flag(Some("history_notice=1"), "history_notice"));
-        assert!(query_flag(Some("a=b&history_notice"), "history_notice"));
-        assert!(query_flag(
-            Some("history_notice=true&x=1"),
-            "history_notice"
-        ));
-        assert!(!query_flag(Some("history_notice=0"), "history_notice"));
-        assert!(!query_flag(Some("history_notices=1"), "history_notice"));
-        assert!(!query_flag(None, "history_notice"));
-    }
-
-    #[test]
-    fn escapes_decode_and_broken_ones_stay_as_they_are() {
-        assert_eq!(decode("a%20b+c"), "a b c");
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz%4"), "%zz%4");
-        assert_eq!(decode("%FF"), "\u{FFFD}");
     }
 }
