@@ -182,6 +182,16 @@ pub struct Config {
         requires = "redis"
     )]
     pub redis_ca: Option<std::path::PathBuf>,
+
+    /// With --redis: most bytes of messages one room's stream keeps; the oldest are trimmed
+    /// past it, so one busy room cannot fill a Redis that other rooms share.
+    #[arg(help_heading = "Broadcast", long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub stream_max_bytes: usize,
+
+    /// With --redis: a room's stream is deleted once nobody has been in the room, on any
+    /// node, for this many seconds.
+    #[arg(help_heading = "Broadcast", long, value_name = "SECONDS", default_value = "3600", value_parser = parse_seconds)]
+    pub room_ttl: Duration,
 }
 
 impl Config {
@@ -192,6 +202,13 @@ impl Config {
             return Err(StartError::Config(
                 "--redis shares broadcast rooms: it needs --mode broadcast".into(),
             ));
+        }
+        if self.room_ttl < Duration::from_secs(1) {
+            return Err(StartError::Config(format!(
+                "--room-ttl {:?} is too short: rooms' streams would expire under their members; \
+                 use 1 second or more",
+                self.room_ttl
+            )));
         }
         if self.history > self.max_queue {
             return Err(StartError::Config(format!(

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::error::StartError;
 use crate::limits::budget::MemoryBudget;
 use crate::observe::stats::ClusterView;
-use cluster::{Cluster, OutboxFull};
+use cluster::{Cluster, OutboxFull, StreamBounds};
 use hub::{Hub, Membership};
 
 /// Every room this node serves, and the link to the other nodes' when there is one.
@@ -33,12 +33,21 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
-    /// The rooms for `config` (`--history`, `--redis`, `--redis-ca`). A Redis URL that does
+    /// The rooms for `config` (`--history`, `--redis`, `--redis-ca`, `--stream-max-bytes`,
+    /// `--room-ttl`). A Redis URL that does
     /// not parse, or a CA file that cannot be read, is a start-up error; an unreachable Redis
     /// is not (the link retries).
     pub(crate) fn new(config: &Config, budget: Arc<MemoryBudget>) -> Result<Self, StartError> {
         let cluster = match &config.redis {
-            Some(url) => Some(Cluster::new(url, config.redis_ca.as_deref())?),
+            Some(url) => {
+                let bounds = StreamBounds {
+                    entries: cluster::STREAM_LENGTH,
+                    bytes: config.stream_max_bytes,
+                    ttl: config.room_ttl,
+                };
+                let ca = config.redis_ca.as_deref();
+                Some(Cluster::new(url, ca, bounds, config.max_message_size)?)
+            }
             None => None,
         };
         Ok(Rooms {

@@ -147,6 +147,13 @@ impl MemoryBudget {
         }
     }
 
+    /// Bytes that may still be charged before the limit, and whether nothing is charged at
+    /// all: what a reader of large messages from elsewhere (Redis) may take on now.
+    pub(crate) fn headroom(&self) -> (usize, bool) {
+        let held = self.held.load(Ordering::Relaxed);
+        (self.limit.saturating_sub(held), held == 0)
+    }
+
     /// A fresh account for one connection. `copies` is how many times the server holds each
     /// byte of a message it reads: 2 when a reply may hold a second copy of it.
     /// `pause_when_full`: the connection's messages are held again elsewhere (broadcast

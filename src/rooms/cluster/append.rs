@@ -1,17 +1,16 @@
 //! Appending: messages sent here go to their rooms' streams in order, and one whose append
-//! fails for a lost link is retried first once the link is back. One that Redis refuses
+//! fails for a lost link is retried first once the link is back. Each append also trims
+//! the room's stream to its bounds (see `scripts`). One that Redis refuses
 //! (out of memory, read-only, an ACL or script error) is dropped: retrying it would fail
 //! the same way and hold up every other room's messages behind it. Refusals are logged
 //! once per cause and interval, with a count.
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::entry::stream_key;
-use super::link::{QueryError, RefusalLog, query_together};
-use super::news::{NEWS_KEY, NEWS_LENGTH};
-use super::{Cluster, Outgoing, STREAM_LENGTH};
+use super::link::{QueryError, RefusalLog};
+use super::scripts::Append;
+use super::{Cluster, Outgoing};
 
 impl Cluster {
     /// Appends queued messages to their rooms' streams, in order; a message whose append
@@ -30,38 +29,22 @@ impl Cluster {
                     },
                 };
                 let (kind, payload) = match &next.message {
-                    Message::Text(text) => ("t", Bytes::from(text.clone())),
-                    Message::Binary(bytes) => ("b", bytes.clone()),
+                    Message::Text(text) => ("t", text.as_bytes()),
+                    Message::Binary(bytes) => ("b", bytes.as_ref()),
                     _ => continue,
                 };
-                let mut command = redis::cmd("XADD");
-                command
-                    .arg(stream_key(&next.room))
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(STREAM_LENGTH)
-                    .arg("*")
-                    .arg("n")
-                    .arg(self.node)
-                    .arg("s")
-                    .arg(next.sequence)
-                    .arg("t")
-                    .arg(kind)
-                    .arg("d")
-                    .arg(payload.as_ref());
-                let mut news = redis::cmd("XADD");
-                news.arg(NEWS_KEY)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(NEWS_LENGTH)
-                    .arg("*")
-                    .arg("r")
-                    .arg(&next.room);
-                // One round trip for both: the entry, then the news naming its room.
-                let mut both = redis::pipe();
-                both.add_command(command).add_command(news);
-                let appended: Result<(String, String), _> =
-                    query_together(&both, &mut connection, "XADD").await;
+                let append = Append {
+                    room: &next.room,
+                    node: self.node,
+                    sequence: next.sequence,
+                    kind,
+                    payload,
+                };
+                let timeout = self.timeout_for(payload.len());
+                let appended = self
+                    .scripts
+                    .append(&mut connection, &append, self.bounds, timeout)
+                    .await;
                 match appended {
                     Ok(_) => {}
                     Err(QueryError::Refused(why)) => {

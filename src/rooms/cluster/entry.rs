@@ -12,6 +12,12 @@ pub(super) fn stream_key(room: &str) -> String {
     format!("{STREAM_PREFIX}{room}")
 }
 
+/// The key of `room`'s record of its stream: the bytes its messages hold (`bytes`), and
+/// the last entry trimmed (`trimmed`). It expires with the stream.
+pub(super) fn meta_key(room: &str) -> String {
+    format!("wsecho:meta:{room}")
+}
+
 /// What an entry holds: the node that appended it (`n`), its sequence number there (`s`),
 /// and the message: `t` says text or binary, `d` has the payload.
 pub(super) fn entry_message(fields: &HashMap<String, redis::Value>) -> Option<(u64, u64, Message)> {

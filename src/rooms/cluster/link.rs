@@ -82,25 +82,17 @@ pub(super) async fn query<T: redis::FromRedisValue>(
         Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
         _ => "a command".to_owned(),
     };
-    answer(command.query_async(connection), name).await
+    answer(command.query_async(connection), COMMAND_TIMEOUT, name).await
 }
 
-/// [`query`] for several commands sent together in one round trip; `name` says what they
-/// are, for the log.
-pub(super) async fn query_together<T: redis::FromRedisValue>(
-    pipeline: &redis::Pipeline,
-    connection: &mut MultiplexedConnection,
-    name: &str,
-) -> Result<T, QueryError> {
-    answer(pipeline.query_async(connection), || name.to_owned()).await
-}
-
-/// Redis's answer, within [`COMMAND_TIMEOUT`], sorted into a refusal or a lost link.
-async fn answer<T>(
+/// Redis's answer, within `timeout`, sorted into a refusal or a lost link; `name` says what
+/// was asked, for the log.
+pub(super) async fn answer<T>(
     sent: impl Future<Output = redis::RedisResult<T>>,
+    timeout: Duration,
     name: impl FnOnce() -> String,
 ) -> Result<T, QueryError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, sent).await {
+    match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error))
             if matches!(

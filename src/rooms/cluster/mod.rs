@@ -42,17 +42,27 @@ use crate::sync::lock::lock;
 
 mod append;
 mod entry;
+mod expiry;
 mod link;
 mod news;
 mod presence;
+mod queue;
 mod read;
+mod resume;
+mod scripts;
+
+pub use scripts::StreamBounds;
 
 /// Messages that may wait to be appended while Redis is slow or unreachable.
 pub const OUTBOX: usize = 10_000;
 
-/// Entries each room's stream keeps (approximately): how far a node may fall behind, over an
-/// outage, and still catch up without a gap.
-const STREAM_LENGTH: usize = 100_000;
+/// Entries each room's stream keeps: how far a node may fall behind, over an outage, and
+/// still catch up without a gap (`--stream-max-bytes` bounds the bytes they hold).
+pub const STREAM_LENGTH: usize = 100_000;
+
+/// The slowest transfer from Redis a command's deadline allows for: a command that moves
+/// many bytes gets longer than [`COMMAND_TIMEOUT`] before the link counts as lost.
+const SLOWEST_BYTES_PER_SECOND: usize = 16 << 20;
 
 /// Longest wait for an answer from Redis before the connection counts as lost.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -108,6 +118,11 @@ pub struct Cluster {
     presence_up: AtomicBool,
     /// Set once, when [`Cluster::run`] takes the receiving ends.
     receivers: Mutex<Option<Receivers>>,
+    scripts: scripts::Scripts,
+    bounds: StreamBounds,
+    /// The largest message a client may send (`--max-message-size`): how far one entry
+    /// may take a read past its byte limit.
+    largest_message: usize,
 }
 
 struct Receivers {
@@ -122,8 +137,14 @@ pub struct OutboxFull;
 impl Cluster {
     /// Parses `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS) and
     /// reads `ca`, the certificate to trust for TLS instead of the system's; connecting
-    /// happens in [`Cluster::run`], and an unreachable Redis is not an error.
-    pub fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Arc<Self>, StartError> {
+    /// happens in [`Cluster::run`], and an unreachable Redis is not an error. Rooms' streams
+    /// are kept within `bounds`; `largest_message` is `--max-message-size`.
+    pub fn new(
+        url: &str,
+        ca: Option<&std::path::Path>,
+        bounds: StreamBounds,
+        largest_message: usize,
+    ) -> Result<Arc<Self>, StartError> {
         let shown = link::without_password(url);
         let client = match ca {
             None => redis::Client::open(url),
@@ -163,6 +184,9 @@ impl Cluster {
                 outbox: outbox_receiver,
                 starts: starts_receiver,
             })),
+            scripts: scripts::Scripts::new(),
+            bounds,
+            largest_message,
         }))
     }
 
@@ -208,6 +232,11 @@ impl Cluster {
         );
     }
 
+    /// How long a command that moves `bytes` may take before the link counts as lost.
+    fn timeout_for(&self, bytes: usize) -> Duration {
+        COMMAND_TIMEOUT + Duration::from_secs_f64(bytes as f64 / SLOWEST_BYTES_PER_SECOND as f64)
+    }
+
     /// The nodes and rooms as last read from Redis.
     pub fn view(&self) -> ClusterView {
         lock(&self.view).clone()
@@ -232,7 +261,12 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_an_error_that_hides_the_password() {
-        let error = Cluster::new("http://user:secret@host", None)
+        let bounds = StreamBounds {
+            entries: STREAM_LENGTH,
+            bytes: 1 << 20,
+            ttl: Duration::from_secs(60),
+        };
+        let error = Cluster::new("http://user:secret@host", None, bounds, 1 << 20)
             .err()
             .expect("an error")
             .to_string();

@@ -9,13 +9,12 @@
 //! trimmed, or another node did not write news) reads every room's stream, at the latest
 //! every [`FULL_PASS_EVERY`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
-use super::entry::stream_key;
 use super::link::{QueryError, query};
 
 /// The stream that names the rooms appended to.
@@ -27,25 +26,19 @@ pub(super) const NEWS_LENGTH: usize = 10_000;
 /// How often a reader reads every room's stream, news or not.
 pub(super) const FULL_PASS_EVERY: Duration = Duration::from_secs(30);
 
-/// Streams named in one `XREAD` at most.
-const READ_BATCH: usize = 256;
-
-/// The news after `position` (waiting up to `block_ms` for some): the rooms named, and
-/// where the news stream now stands.
+/// The news after `position` (waiting up to `block_ms` for some, if given): the rooms
+/// named, and where the news stream now stands.
 pub(super) async fn read_news(
     connection: &mut MultiplexedConnection,
     position: &str,
-    block_ms: usize,
+    block_ms: Option<usize>,
 ) -> Result<(HashSet<String>, Option<String>), QueryError> {
     let mut command = redis::cmd("XREAD");
-    command
-        .arg("COUNT")
-        .arg(NEWS_LENGTH)
-        .arg("BLOCK")
-        .arg(block_ms)
-        .arg("STREAMS")
-        .arg(NEWS_KEY)
-        .arg(position);
+    command.arg("COUNT").arg(NEWS_LENGTH);
+    if let Some(block_ms) = block_ms {
+        command.arg("BLOCK").arg(block_ms);
+    }
+    command.arg("STREAMS").arg(NEWS_KEY).arg(position);
     let reply: Option<StreamReadReply> = query(&command, connection).await?;
     let mut rooms = HashSet::new();
     let mut last = None;
@@ -75,27 +68,4 @@ pub(super) async fn news_end(connection: &mut MultiplexedConnection) -> Result<S
         .ids
         .first()
         .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone()))
-}
-
-/// The entries after each room's position, for `rooms`, a few hundred streams per `XREAD`
-/// (one command naming thousands would hold Redis for as long as it takes to parse).
-pub(super) async fn read_rooms<'a>(
-    connection: &mut MultiplexedConnection,
-    rooms: impl Iterator<Item = &'a String>,
-    positions: &HashMap<String, String>,
-) -> Result<Vec<StreamReadReply>, QueryError> {
-    let rooms: Vec<&String> = rooms.filter(|room| positions.contains_key(*room)).collect();
-    let mut replies = Vec::new();
-    for batch in rooms.chunks(READ_BATCH) {
-        let mut command = redis::cmd("XREAD");
-        command.arg("COUNT").arg(1024).arg("STREAMS");
-        for room in batch {
-            command.arg(stream_key(room));
-        }
-        for room in batch {
-            command.arg(&positions[*room]);
-        }
-        replies.extend(query::<Option<StreamReadReply>>(&command, connection).await?);
-    }
-    Ok(replies)
 }

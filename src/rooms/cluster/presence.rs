@@ -1,10 +1,12 @@
 //! Presence: each node publishes its room sizes under a key that expires within seconds,
-//! and reads every node's, for `/stats`.
+//! and reads every node's, for `/stats`; and it keeps its rooms' streams from expiring
+//! (see `expiry`).
 
 use std::collections::HashMap;
 
 use redis::aio::MultiplexedConnection;
 
+use super::expiry::Refreshed;
 use super::link::{QueryError, RefusalLog, query};
 use super::{Cluster, PRESENCE_EVERY, PRESENCE_PREFIX, PRESENCE_TTL_MS};
 use crate::observe::stats::ClusterView;
@@ -18,6 +20,9 @@ impl Cluster {
     /// [`PRESENCE_EVERY`].
     pub(super) async fn presence(&self, hub: Arc<Hub>) {
         let mut refusals = RefusalLog::default();
+        let mut refreshed = Refreshed::default();
+        // Often enough to push rooms' expiry back in time however short `--room-ttl` is.
+        let every = PRESENCE_EVERY.min(self.bounds.ttl / 3);
         loop {
             let mut connection = self.connect(&self.presence_up).await;
             loop {
@@ -40,6 +45,8 @@ impl Cluster {
                     .arg("PX")
                     .arg(PRESENCE_TTL_MS);
                 let read = async {
+                    self.keep_rooms_alive(&mut connection, &hub, &mut refreshed)
+                        .await?;
                     query::<()>(&publish, &mut connection).await?;
                     let mut join = redis::cmd("SADD");
                     join.arg(NODE_SET).arg(&key);
@@ -64,7 +71,7 @@ impl Cluster {
                         break;
                     }
                 }
-                tokio::time::sleep(PRESENCE_EVERY).await;
+                tokio::time::sleep(every).await;
             }
         }
     }

@@ -1,64 +1,40 @@
 //! Reading: the streams of the rooms with members on this node, delivered to them in the
 //! streams' order, each (node, sequence) once.
+//!
+//! Every read is bounded in bytes ([`READ_BYTES`], one message over at most) and by what
+//! the memory budget has room for, and its deadline grows with what it may carry; a room
+//! with more to read is read again after the rooms with news. A node that fell far behind
+//! (paused, or its members slow) so catches up in steps while its other rooms keep
+//! delivering, instead of asking for everything at once and timing out.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::warn;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::entry::{STREAM_PREFIX, entry_message, stream_key};
-use super::link::{Backoff, QueryError, RefusalLog, query};
-use super::news::{FULL_PASS_EVERY, news_end, read_news, read_rooms};
+use super::entry::entry_message;
+use super::link::{Backoff, QueryError, RefusalLog};
+use super::news::{FULL_PASS_EVERY, news_end, read_news};
+use super::queue::ReadQueue;
+use super::resume::stream_tail;
+use super::scripts::{ReadLimit, RoomRead};
 use super::{Cluster, READ_BLOCK_MS, Start};
-use crate::limits::budget::MemoryBudget;
+use crate::limits::budget::{ALLOWANCE, MemoryBudget};
 use crate::observe::escape::Escaped;
 use crate::rooms::hub::Hub;
 
-impl Cluster {
-    /// After reconnecting: if the entry this node delivered last is no longer in its
-    /// room's stream, Redis lost its data (restarted without it) or trimmed past it. The
-    /// room carries on from the stream as it is, with a warning that messages appended
-    /// meanwhile may be lost.
-    pub(super) async fn check_streams(
-        &self,
-        connection: &mut MultiplexedConnection,
-        positions: &mut HashMap<String, String>,
-    ) -> Result<(), QueryError> {
-        for (room, position) in positions.iter_mut() {
-            if position == "0-0" {
-                continue;
-            }
-            let mut command = redis::cmd("XRANGE");
-            command
-                .arg(stream_key(room))
-                .arg(&*position)
-                .arg(&*position);
-            let still_there =
-                match query::<redis::streams::StreamRangeReply>(&command, connection).await {
-                    Ok(reply) => !reply.ids.is_empty(),
-                    Err(why) => return Err(why),
-                };
-            if !still_there {
-                let shown = Escaped(room).to_string();
-                warn!(
-                    room = shown.as_str();
-                    "room {shown}: Redis no longer has the last message delivered here \
-                     (restarted without its data?); messages appended meanwhile may be \
-                     lost; carrying on from the stream as it is"
-                );
-                // Read the stream from its start: what is in it was appended after the
-                // loss, and whatever this node has already delivered is told apart by its
-                // node and sequence number.
-                *position = "0-0".to_owned();
-            }
-        }
-        Ok(())
-    }
+/// Bytes one read asks for at most (one message more when a single one is larger).
+const READ_BYTES: usize = 16 << 20;
 
+/// Entries of one room one read takes at most.
+const READ_ENTRIES: usize = 1024;
+
+/// Rooms one read names at most.
+const READ_ROOMS: usize = 256;
+
+impl Cluster {
     /// Reads the streams of the rooms with members here and delivers their entries to them.
     pub(super) async fn read(
         &self,
@@ -72,17 +48,22 @@ impl Cluster {
         // (room, node) → the highest sequence number delivered: see the module's comment.
         let mut delivered: HashMap<(String, u64), u64> = HashMap::new();
         let mut waiting: Vec<Start> = Vec::new();
-        // The rooms with members here, copied from the hub when it says they changed.
-        let mut local: HashSet<String> = HashSet::new();
+        // The hub's room list last looked at: it is copied only when rooms come or go.
         let mut local_generation = None;
         // Rooms with members here whose stream position is not known yet.
         let mut unstarted: Vec<String> = Vec::new();
+        let mut to_read = ReadQueue::default();
+        // Rooms whose skipped entries have been reported, until a read finds none skipped.
+        let mut reported_trimmed: HashSet<String> = HashSet::new();
         let mut refusals = RefusalLog::default();
         // The wait after a refused read, doubling while Redis keeps refusing.
         let mut refused = Backoff::new(Duration::from_millis(100));
         // Where the news stream was last read (`None`: a full pass comes first).
         let mut news_position: Option<String> = None;
         let mut last_full_pass = Instant::now();
+        // Whether the last round delivered anything: if not, the next waits for news
+        // rather than asking again at once for rooms that could not be read.
+        let mut progressed = false;
         loop {
             let mut connection = self.connect(&self.reader_up).await;
             match self.check_streams(&mut connection, &mut positions).await {
@@ -95,15 +76,16 @@ impl Cluster {
                     refusals.refused("a check of the rooms' streams", &why);
                 }
             }
-            loop {
+            'connected: loop {
                 while let Ok(start) = starts.try_recv() {
                     waiting.push(start);
                 }
                 let generation = hub.generation();
                 if local_generation != Some(generation) {
-                    local = hub.room_names().into_iter().collect();
+                    let local: HashSet<String> = hub.room_names().into_iter().collect();
                     positions.retain(|room, _| local.contains(room));
                     delivered.retain(|(room, _), _| local.contains(room));
+                    reported_trimmed.retain(|room| local.contains(room));
                     unstarted = local
                         .iter()
                         .filter(|room| !positions.contains_key(*room))
@@ -147,31 +129,37 @@ impl Cluster {
                     tokio::time::sleep(Duration::from_millis(READ_BLOCK_MS as u64)).await;
                     continue;
                 }
-                // Every room after (re)connecting and now and then; otherwise the rooms
-                // the news names (see `news`).
+                // Which rooms to read: every room after (re)connecting and now and then;
+                // otherwise the rooms the news names (see `news`), and those left behind.
                 let full_pass =
                     news_position.is_none() || last_full_pass.elapsed() >= FULL_PASS_EVERY;
-                let read = async {
-                    if full_pass {
-                        let end = news_end(&mut connection).await?;
-                        let replies = read_rooms(&mut connection, local.iter(), &positions).await?;
-                        return Ok((replies, Some(end)));
-                    }
+                let news = if full_pass {
+                    news_end(&mut connection).await.map(|end| {
+                        for room in positions.keys() {
+                            to_read.named(room.clone());
+                        }
+                        last_full_pass = Instant::now();
+                        (HashSet::new(), Some(end))
+                    })
+                } else {
+                    // Rooms still behind are read again at once, unless nothing could be
+                    // read last time (the budget full): then news is waited for.
+                    let block = if to_read.is_empty() || !progressed {
+                        Some(READ_BLOCK_MS)
+                    } else {
+                        None
+                    };
                     let position = news_position.as_deref().unwrap_or("0-0");
-                    let (rooms, end) = read_news(&mut connection, position, READ_BLOCK_MS).await?;
-                    let replies = read_rooms(&mut connection, rooms.iter(), &positions).await?;
-                    Ok((replies, end))
+                    read_news(&mut connection, position, block).await
                 };
-                let replies = match read.await {
-                    Ok((replies, end)) => {
-                        refused.reset();
-                        if full_pass {
-                            last_full_pass = Instant::now();
+                match news {
+                    Ok((rooms, end)) => {
+                        for room in rooms {
+                            to_read.named(room);
                         }
                         if end.is_some() {
                             news_position = end;
                         }
-                        replies
                     }
                     Err(QueryError::Lost(why)) => {
                         self.lost(&self.reader_up, &why);
@@ -179,56 +167,107 @@ impl Cluster {
                         break;
                     }
                     Err(QueryError::Refused(why)) => {
-                        refusals.refused("a read of the rooms' streams", &why);
+                        refusals.refused("a read of the news stream", &why);
                         refused.wait().await;
                         continue;
                     }
-                };
-                for stream in replies.into_iter().flat_map(|reply| reply.keys) {
-                    let Some(room) = stream.key.strip_prefix(STREAM_PREFIX) else {
-                        continue;
-                    };
-                    for entry in stream.ids {
-                        if let Some((node, sequence, message)) = entry_message(&entry.map) {
-                            let last = delivered.entry((room.to_owned(), node)).or_insert(0);
-                            if sequence >= *last {
-                                *last = sequence + 1;
-                                hub.deliver(room, &budget.charge_shared(message));
-                            }
+                }
+                progressed = false;
+                while !to_read.is_empty() {
+                    let batch = to_read.take(READ_ROOMS, |room| positions.contains_key(room));
+                    if batch.is_empty() {
+                        break;
+                    }
+                    let rooms: Vec<(&str, &str)> = batch
+                        .iter()
+                        .map(|room| (room.as_str(), positions[room].as_str()))
+                        .collect();
+                    let limit = self.read_limit(&budget);
+                    let reads = match self.scripts.read(&mut connection, &rooms, limit).await {
+                        Ok(reads) => {
+                            refused.reset();
+                            reads
                         }
-                        positions.insert(room.to_owned(), entry.id);
+                        Err(QueryError::Lost(why)) => {
+                            to_read.put_back(batch);
+                            self.lost(&self.reader_up, &why);
+                            news_position = None;
+                            break 'connected;
+                        }
+                        Err(QueryError::Refused(why)) => {
+                            to_read.put_back(batch);
+                            refusals.refused("a read of the rooms' streams", &why);
+                            refused.wait().await;
+                            break;
+                        }
+                    };
+                    let mut limit_reached = false;
+                    for read in reads {
+                        progressed |= !read.entries.ids.is_empty();
+                        let room = read.room.clone();
+                        let more = read.more;
+                        if read.trimmed {
+                            if reported_trimmed.insert(room.clone()) {
+                                let shown = Escaped(&room).to_string();
+                                warn!(
+                                    room = shown.as_str();
+                                    "room {shown}: this node fell further behind than the \
+                                     stream keeps (--stream-max-bytes); the messages trimmed \
+                                     meanwhile are skipped here"
+                                );
+                            }
+                        } else if !read.entries.ids.is_empty() {
+                            reported_trimmed.remove(&room);
+                        }
+                        deliver(read, &hub, &budget, &mut positions, &mut delivered);
+                        if more {
+                            limit_reached = true;
+                            to_read.behind(room);
+                        }
+                    }
+                    // This round's bytes are spent: news first, then the rest.
+                    if limit_reached {
+                        break;
                     }
                 }
             }
         }
     }
+
+    /// What one read may take now: [`READ_BYTES`], less when the memory budget is nearly
+    /// full (small messages, which the budget does not charge, always flow).
+    fn read_limit(&self, budget: &MemoryBudget) -> ReadLimit {
+        let (headroom, idle) = budget.headroom();
+        let bytes = headroom.clamp(ALLOWANCE, READ_BYTES);
+        ReadLimit {
+            entries_per_room: READ_ENTRIES,
+            bytes,
+            first_may_go_over: idle || headroom >= bytes + self.largest_message,
+            timeout: self.timeout_for(bytes + self.largest_message),
+        }
+    }
 }
 
-/// The ID of the last entry in `room`'s stream (`0-0` if it has none), and the messages of
-/// its last `count` entries, oldest first.
-async fn stream_tail(
-    connection: &mut MultiplexedConnection,
-    room: &str,
-    count: usize,
-) -> Result<(String, Vec<Message>), QueryError> {
-    let mut command = redis::cmd("XREVRANGE");
-    command
-        .arg(stream_key(room))
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(count.max(1));
-    let tail: redis::streams::StreamRangeReply = query(&command, connection).await?;
-    let end = tail
-        .ids
-        .first()
-        .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
-    let mut messages: Vec<Message> = tail
-        .ids
-        .iter()
-        .take(count)
-        .filter_map(|entry| entry_message(&entry.map).map(|(_, _, message)| message))
-        .collect();
-    messages.reverse();
-    Ok((end, messages))
+/// Delivers what a read found to the room's members here, each (node, sequence) once, and
+/// moves the room's position past it.
+fn deliver(
+    read: RoomRead,
+    hub: &Hub,
+    budget: &Arc<MemoryBudget>,
+    positions: &mut HashMap<String, String>,
+    delivered: &mut HashMap<(String, u64), u64>,
+) {
+    let room = read.room;
+    for entry in read.entries.ids {
+        if let Some((node, sequence, message)) = entry_message(&entry.map) {
+            let last = delivered.entry((room.clone(), node)).or_insert(0);
+            if sequence >= *last {
+                *last = sequence + 1;
+                hub.deliver(&room, &budget.charge_shared(message));
+            }
+        }
+        if let Some(position) = positions.get_mut(&room) {
+            *position = entry.id;
+        }
+    }
 }
