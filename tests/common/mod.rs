@@ -2,6 +2,8 @@
 //! TCP clients, and bounded waits so a broken server fails a test instead of hanging it.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;

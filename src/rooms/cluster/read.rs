@@ -202,6 +202,10 @@ impl Cluster {
                         }
                     };
                     let mut limit_reached = false;
+                    // Rooms the byte limit left unread keep their place at the front: a
+                    // room that came after a large one in this batch must not fall behind
+                    // it again and again.
+                    let mut unread = Vec::new();
                     for read in reads {
                         progressed |= !read.entries.ids.is_empty();
                         let room = read.room.clone();
@@ -219,12 +223,18 @@ impl Cluster {
                         } else if !read.entries.ids.is_empty() {
                             reported_trimmed.remove(&room);
                         }
+                        let got_some = !read.entries.ids.is_empty();
                         deliver(read, &hub, &budget, &mut positions, &mut delivered);
                         if more {
                             limit_reached = true;
-                            to_read.behind(room);
+                            if got_some {
+                                to_read.behind(room);
+                            } else {
+                                unread.push(room);
+                            }
                         }
                     }
+                    to_read.put_back(unread);
                     // This round's bytes are spent: news first, then the rest.
                     if limit_reached {
                         break;
