@@ -6,6 +6,7 @@
 # medians. Servers and Redis share CPU 0, the load generator has CPU 1; only loopback.
 #
 # usage: bench/cluster.sh [--rounds N] [--rate MSGS_PER_SEC] [--receivers N] [--duration SECS]
+# WSECHO=path/to/wsecho runs another build of the server (an older commit's, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=3 rate=100 receivers=100 duration=5
@@ -20,6 +21,7 @@ while [ $# -gt 0 ]; do
 done
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)" >&2; exit 1; }
 cargo build --release --quiet --workspace
+wsecho=${WSECHO:-target/release/wsecho}
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -30,7 +32,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # start_node NAME ARGS...: starts wsecho on CPU 0, prints its pid and address.
 start_node() {
   local name=$1; shift
-  taskset -c 0 target/release/wsecho --host 127.0.0.1 --port 0 --mode broadcast "$@" \
+  taskset -c 0 "$wsecho" --host 127.0.0.1 --port 0 --mode broadcast "$@" \
     >"$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")

@@ -23,6 +23,17 @@ pub struct Cli {
     #[arg(long, help_heading = "Observability", value_enum, default_value_t)]
     log_format: LogFormat,
 
+    /// Lines a second the log writes about clients at most (connects, joins, leaves,
+    /// refusals, page requests), after a burst of ten seconds' worth; the lines left out are
+    /// counted in one `WARN` line a second. 0: no limit.
+    #[arg(
+        long,
+        help_heading = "Observability",
+        value_name = "LINES",
+        default_value_t = 100
+    )]
+    client_log_rate: u32,
+
     #[command(flatten)]
     config: Config,
 
@@ -82,7 +93,7 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     crate::limits::budget::return_large_buffers_to_the_system();
-    init_logger(cli.log_format);
+    init_logger(cli.log_format, cli.client_log_rate);
     match run(&cli.listening, cli.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

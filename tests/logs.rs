@@ -97,3 +97,56 @@ async fn text_logs_escape_what_clients_choose_and_bound_its_length() {
     assert!(!log.contains(&room), "the whole name was logged");
     assert!(log.contains(&format!("{}…", &room[..200])), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_short_connections_cannot_outrun_the_client_log_rate() {
+    const CONNECTIONS: usize = 300;
+    const RATE: usize = 5;
+    let server = ServerProcess::start(&["--client-log-rate", &RATE.to_string()]).await;
+    let started = std::time::Instant::now();
+    let addr = server.addr;
+    let storm: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn(async move {
+                for _ in 0..CONNECTIONS / 10 {
+                    join_and_close_with_addr(addr).await;
+                }
+            })
+        })
+        .collect();
+    for connections in storm {
+        connections.await.unwrap();
+    }
+    let lines_about_clients = |log: &str| log.matches("] peer 127.0.0.1:").count();
+    let left_out = |log: &str| -> usize {
+        log.lines()
+            .filter_map(|line| line.split("left out ").nth(1))
+            .map(|rest| rest.split(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum()
+    };
+    // Each connection makes two lines (connected, disconnected): every one is written or
+    // counted in a summary.
+    eventually("the summary of what was left out", || async {
+        let log = server.log();
+        lines_about_clients(&log) + left_out(&log) == 2 * CONNECTIONS
+    })
+    .await;
+    let log = server.log();
+    let written = lines_about_clients(&log);
+    let allowed = RATE * 10 + RATE * (started.elapsed().as_secs() as usize + 1);
+    assert!(written <= allowed, "{written} lines about clients:\n{log}");
+    assert!(written >= RATE * 10, "the burst is written");
+    assert!(
+        log.contains("more than 5 a second (--client-log-rate)"),
+        "{log}"
+    );
+    // The server's own lines are never held back.
+    assert!(log.contains("listening on ws://"));
+}
+
+/// One short connection: the welcome, then a normal close.
+async fn join_and_close_with_addr(addr: std::net::SocketAddr) {
+    let mut client = member(addr, "/").await;
+    client.close(None).await.unwrap();
+    let _ = close_frame(&mut client).await;
+}

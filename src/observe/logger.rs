@@ -1,5 +1,5 @@
 //! Setting up the process's logger: `env_logger` filtered by `RUST_LOG` (default `info`),
-//! writing text lines or JSON objects.
+//! writing text lines or JSON objects, with lines about clients rate-limited.
 
 use std::io::Write;
 
@@ -14,8 +14,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the logger for the whole process; call it once, before anything logs.
-pub fn init_logger(format: LogFormat) {
+/// Installs the logger for the whole process; call it once, before anything logs. Lines
+/// about clients are written at most `client_rate` a second (see `log_rate`; 0: no limit).
+pub fn init_logger(format: LogFormat, client_rate: u32) {
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if format == LogFormat::Json {
@@ -28,5 +29,10 @@ pub fn init_logger(format: LogFormat) {
             )
         });
     }
-    logger.init();
+    let logger = logger.build();
+    let level = logger.filter();
+    super::log_rate::install(
+        super::log_rate::RateLimited::new(logger, client_rate),
+        level,
+    );
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod escape;
 pub(crate) mod json_log;
+pub(crate) mod log_rate;
 pub(crate) mod logger;
 pub(crate) mod metrics;
 pub(crate) mod stats;

@@ -1,10 +1,10 @@
 //! Broadcast across processes: rooms shared through Redis Streams (`--redis URL`).
 //!
 //! Each room is a stream (`wsecho:room:<name>`). A message a member sends is appended to its
-//! room's stream (`XADD`, trimmed to about [`STREAM_LENGTH`] entries), and every node
-//! delivers the room's messages to its own members from that stream, its own messages
-//! included: the stream fixes one order for the room, the same on every node. A node reads
-//! only the streams of rooms that have members on it.
+//! room's stream (by a script that trims it to its bounds and renews its expiry: see
+//! `scripts`), and every node delivers the room's messages to its own members from that
+//! stream, its own messages included: the stream fixes one order for the room, the same on
+//! every node. A node reads only the streams of rooms that have members on it.
 //!
 //! Nothing is lost across a Redis outage. Appends wait in a bounded queue
 //! ([`OUTBOX`] messages; a sender that finds it full is closed with 1013) and go out, in
@@ -24,7 +24,9 @@
 //! delivers each (node, sequence) once, so a message appended twice arrives once.
 //!
 //! - `link`: connecting with backoff, the link's state, commands with a deadline.
-//! - `append`, `read`: the two directions; `presence`: the room sizes for `/stats`.
+//! - `append`, `read` (with `queue` and `resume`): the two directions; `scripts`: the Lua
+//!   that keeps streams and reads bounded; `expiry`: rooms' TTLs renewed while they have
+//!   members; `presence`: the room sizes for `/stats`.
 //! - `entry`: how a message is stored in a stream.
 
 use std::sync::atomic::{AtomicBool, Ordering};
