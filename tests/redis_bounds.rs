@@ -303,3 +303,54 @@ async fn a_node_paused_while_640_mib_are_appended_catches_up_in_order_while_anot
         b.peak_rss() >> 20
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_paused_while_thousands_of_messages_are_appended_delivers_them_all_in_order() {
+    const MESSAGES: usize = 2_000;
+    let Some(redis) = Redis::start_with(&["--appendfsync", "everysec"]).await else {
+        return;
+    };
+    let (a, b) = two_nodes(&redis.url(), &[]).await;
+    let mut sender = member(a.addr, "/burst").await;
+    let mut reader = member(b.addr, "/burst").await;
+    send_text(&mut sender, "start").await;
+    assert_eq!(next_text(&mut reader).await, "start");
+    assert_eq!(next_text(&mut sender).await, "start");
+    // 10 KiB messages with a 1 MiB one every 500th: more than one read's bytes and entries,
+    // in batches sized by the largest message seen.
+    let size = |number: usize| {
+        if number % 500 == 250 {
+            1 << 20
+        } else {
+            10 << 10
+        }
+    };
+    b.signal("STOP");
+    let (mut sink, mut echoes) = sender.split();
+    let drain = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            within("the sender's own copy", echoes.next()).await;
+        }
+    });
+    for number in 0..MESSAGES {
+        let mut payload = vec![0u8; size(number)];
+        payload[..8].copy_from_slice(&(number as u64).to_be_bytes());
+        within("a send", sink.send(Message::binary(payload)))
+            .await
+            .unwrap();
+    }
+    drain.await.unwrap();
+    b.signal("CONT");
+    for number in 0..MESSAGES {
+        let Message::Binary(payload) = next_message(&mut reader).await else {
+            panic!("message {number} is not binary");
+        };
+        assert_eq!(payload.len(), size(number), "message {number}");
+        assert_eq!(
+            u64::from_be_bytes(payload[..8].try_into().unwrap()),
+            number as u64,
+            "in order"
+        );
+    }
+    b.assert_no_errors_logged();
+}

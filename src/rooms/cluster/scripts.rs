@@ -8,8 +8,10 @@
 //!
 //! Reading is bounded by bytes: `XREAD COUNT` limits entries, not bytes, and a node that had
 //! fallen behind on large messages asked for hundreds of MiB in one reply, timed out, and
-//! asked again. The script walks each room's stream an entry at a time and stops at a byte
-//! limit (one message over at most), saying which rooms have more.
+//! asked again. The script reads each room's stream in batches that surely fit in the bytes
+//! left (judged by the largest message the stream has held; one entry at a time when that
+//! is not known) and stops at a byte limit (one message over at most), saying which rooms
+//! have more.
 
 use std::time::Duration;
 
@@ -21,7 +23,9 @@ use super::link::{QueryError, answer};
 use super::news::{NEWS_KEY, NEWS_LENGTH};
 
 /// Appends one message to a room's stream, trims the oldest past the limits, refreshes the
-/// expiry, and names the room in the news. KEYS: stream, meta, news. ARGV: node, sequence,
+/// expiry, and names the room in the news. The meta hash keeps the bytes held and the
+/// largest message appended (for the read script's batch size) besides the newest entry
+/// trimmed. KEYS: stream, meta, news. ARGV: node, sequence,
 /// kind, payload, most entries, most bytes, expiry in ms, news length, room.
 const APPEND: &str = r#"
 local stream, meta, news = KEYS[1], KEYS[2], KEYS[3]
@@ -34,7 +38,8 @@ local function size_of(entry)
   end
   return 0
 end
-local held = tonumber(redis.call('HGET', meta, 'bytes'))
+local known = redis.call('HMGET', meta, 'bytes', 'largest')
+local held, largest = tonumber(known[1]), tonumber(known[2]) or 0
 if not held then
   -- No record of the stream's size (a new room, or the record was lost): count it.
   held = 0
@@ -42,12 +47,17 @@ if not held then
   while true do
     local batch = redis.call('XRANGE', stream, after, '+', 'COUNT', 8)
     if #batch == 0 then break end
-    for _, entry in ipairs(batch) do held = held + size_of(entry) end
+    for _, entry in ipairs(batch) do
+      local size = size_of(entry)
+      held = held + size
+      if size > largest then largest = size end
+    end
     after = '(' .. batch[#batch][1]
   end
 end
 local id = redis.call('XADD', stream, '*', 'n', ARGV[1], 's', ARGV[2], 't', ARGV[3], 'd', payload)
 held = held + #payload
+if #payload > largest then largest = #payload end
 local length = redis.call('XLEN', stream)
 local trimmed = false
 while length > 1 and (held > most_bytes or length > most_entries) do
@@ -58,9 +68,9 @@ while length > 1 and (held > most_bytes or length > most_entries) do
   length = length - 1
 end
 if trimmed then
-  redis.call('HSET', meta, 'bytes', held, 'trimmed', trimmed)
+  redis.call('HSET', meta, 'bytes', held, 'largest', largest, 'trimmed', trimmed)
 else
-  redis.call('HSET', meta, 'bytes', held)
+  redis.call('HSET', meta, 'bytes', held, 'largest', largest)
 end
 redis.call('PEXPIRE', stream, ARGV[7])
 redis.call('PEXPIRE', meta, ARGV[7])
@@ -68,8 +78,8 @@ redis.call('XADD', news, 'MAXLEN', '~', ARGV[8], '*', 'r', ARGV[9])
 return id
 "#;
 
-/// Reads the entries after each room's position, an entry at a time, until `most bytes` in
-/// all (the first entry read may go over it when ARGV[3] is 1) or `most entries` for a room.
+/// Reads the entries after each room's position, in batches no larger than the bytes left
+/// (from the largest message the room's stream has held), until `most bytes` in all (the first entry read may go over it when ARGV[3] is 1) or `most entries` for a room.
 /// KEYS: the rooms' streams, then their meta hashes. ARGV: most entries per room, most bytes,
 /// whether the first may go over, then each room's position. Answers, for each room: whether
 /// it has more to read, whether entries after its position were trimmed, and the entries.
@@ -98,21 +108,34 @@ for r = 1, rooms do
   if taken > 0 and bytes >= most_bytes then
     more = 1
   else
-    if after ~= '0-0' then
-      local cut = redis.call('HGET', meta, 'trimmed')
-      if cut and before(after, cut) then trimmed = 1 end
-    end
+    local known = redis.call('HMGET', meta, 'trimmed', 'largest')
+    local cut, largest = known[1], tonumber(known[2])
+    if after ~= '0-0' and cut and before(after, cut) then trimmed = 1 end
     while true do
-      if #entries >= most_entries then more = 1 break end
-      local entry = redis.call('XRANGE', stream, '(' .. after, '+', 'COUNT', 1)[1]
-      if not entry then break end
-      local size = size_of(entry)
-      if bytes + size > most_bytes and not (first_may_go_over and taken == 0) then
-        more = 1
-        break
+      local wanted = most_entries - #entries
+      if wanted <= 0 then more = 1 break end
+      -- As many entries at once as surely fit in the bytes left, one when the sizes are
+      -- not known: a batch never holds much more than the read may take.
+      local count = 1
+      if largest and largest > 0 then
+        count = math.floor((most_bytes - bytes) / largest)
+      elseif largest then
+        count = wanted
       end
-      entries[#entries + 1] = entry
-      bytes, taken, after = bytes + size, taken + 1, entry[1]
+      count = math.max(1, math.min(count, wanted))
+      local batch = redis.call('XRANGE', stream, '(' .. after, '+', 'COUNT', count)
+      local full = false
+      for _, entry in ipairs(batch) do
+        local size = size_of(entry)
+        if bytes + size > most_bytes and not (first_may_go_over and taken == 0) then
+          full = true
+          break
+        end
+        entries[#entries + 1] = entry
+        bytes, taken, after = bytes + size, taken + 1, entry[1]
+      end
+      if full then more = 1 break end
+      if #batch < count then break end
     end
   end
   answer[r] = {more, trimmed, entries}
