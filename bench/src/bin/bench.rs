@@ -164,12 +164,19 @@ const TUNGSTENITE_BROADCAST: Server = websocket(
 const NODE_BROADCAST: Server = websocket("Node ws, loop over clients", "node-broadcast.mjs", &[]);
 const PYTHON_BROADCAST: Server =
     websocket("Python websockets.broadcast()", "python_broadcast.py", &[]);
+const BUN_ECHO: Server = websocket("Bun (uWebSockets)", BUN_SERVER, &["--mode", "echo"]);
+const BUN_PUBLISH: Server = websocket(
+    "Bun server.publish (uWebSockets)",
+    BUN_SERVER,
+    &["--mode", "fanout"],
+);
 
 /// The servers of the fan-out scenarios, in the table's order.
-const FANOUT_SERVERS: [Server; 6] = [
+const FANOUT_SERVERS: [Server; 7] = [
     FANOUT_CEILING,
     WSECHO_BROADCAST,
     WSECHO_BROADCAST_DEFAULT_RUNTIME,
+    BUN_PUBLISH,
     TUNGSTENITE_BROADCAST,
     NODE_BROADCAST,
     PYTHON_BROADCAST,
@@ -179,11 +186,12 @@ const FANOUT_SERVERS: [Server; 6] = [
 const TLS_SERVERS: [Server; 2] = [TLS_CEILING, WSECHO_RAW_TLS];
 
 /// The servers of the echo scenarios, in the table's order.
-const SERVERS: [Server; 6] = [
+const SERVERS: [Server; 7] = [
     TCP,
     TUNGSTENITE,
     TUNGSTENITE_8K,
     FASTWEBSOCKETS,
+    BUN_ECHO,
     WSECHO_RAW,
     WSECHO_ECHO,
 ];
@@ -213,7 +221,7 @@ fn many_connections(quick: bool) -> usize {
 fn scenarios(args: &Args) -> Vec<Scenario> {
     let quick = args.quick;
     let scale = |full: usize, smoke: usize| if quick { smoke } else { full }.to_string();
-    let echo_servers = SERVERS.to_vec();
+    let echo_servers = available(&SERVERS);
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
         Scenario {
@@ -275,7 +283,13 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 "--size",
                 "65536",
             ]),
-            servers: vec![TCP, FASTWEBSOCKETS, WSECHO_RAW, WSECHO_RAW_DEFAULT_RUNTIME],
+            servers: available(&[
+                TCP,
+                FASTWEBSOCKETS,
+                BUN_ECHO,
+                WSECHO_RAW,
+                WSECHO_RAW_DEFAULT_RUNTIME,
+            ]),
         },
         Scenario {
             key: "idle",
@@ -284,15 +298,16 @@ fn scenarios(args: &Args) -> Vec<Scenario> {
                 vec![scale(10_000, 1000)],
             ]
             .concat(),
-            servers: vec![
+            servers: available(&[
                 TCP,
                 TUNGSTENITE,
                 TUNGSTENITE_8K,
                 FASTWEBSOCKETS,
+                BUN_ECHO,
                 WSECHO_RAW,
                 TLS_CEILING,
                 WSECHO_RAW_TLS,
-            ],
+            ]),
         },
         fanout_scenario("fanout", 1, scale(1000, 100)),
         fanout_scenario("fanout10", 10, scale(100, 20)),
@@ -345,6 +360,10 @@ impl Drop for Running {
 const PEERS: &str = "bench/peers";
 /// The Python with the peers' requirements, made by `bench/run.sh`.
 const PEERS_PYTHON: &str = "target/bench/venv/bin/python";
+/// Bun's binary, from the npm package `@oven/bun-linux-x64` that `bench/run.sh` installs.
+const BUN: &str = "bench/peers/node_modules/@oven/bun-linux-x64/bin/bun";
+/// The script Bun runs, echo or fan-out by its `--mode`.
+const BUN_SERVER: &str = "bun-server.mjs";
 
 /// The servers whose runtime and packages are here; the others are left out with a note,
 /// so that a machine without Node or Python still runs the rest.
@@ -353,7 +372,9 @@ fn available(servers: &[Server]) -> Vec<Server> {
         .iter()
         .copied()
         .filter(|server| {
-            let missing = if server.binary.ends_with(".mjs") {
+            let missing = if server.binary == BUN_SERVER {
+                !Path::new(BUN).exists()
+            } else if server.binary.ends_with(".mjs") {
                 !Path::new(PEERS).join("node_modules/ws").exists()
             } else if server.binary.ends_with(".py") {
                 !Path::new(PEERS_PYTHON).exists()
@@ -374,7 +395,9 @@ fn available(servers: &[Server]) -> Vec<Server> {
 /// The program and leading arguments that start `server`.
 fn program(server: &Server, bin_dir: &Path) -> Vec<std::ffi::OsString> {
     let script = Path::new(PEERS).join(server.binary).into_os_string();
-    if server.binary.ends_with(".mjs") {
+    if server.binary == BUN_SERVER {
+        vec![BUN.into(), script]
+    } else if server.binary.ends_with(".mjs") {
         vec!["node".into(), script]
     } else if server.binary.ends_with(".py") {
         vec![PEERS_PYTHON.into(), script]
@@ -508,13 +531,16 @@ impl Results {
     /// runs every server back to back, so a round's ratio shares that round's conditions;
     /// the median of those is steadier than a ratio of medians.
     fn paired_ratio(&self, scenario: &str, server: &str, baseline: &str, name: &str) -> f64 {
-        let mut ratios: Vec<f64> = self
-            .values(scenario, server, name)
+        median(&mut self.paired_ratios(scenario, server, baseline, name))
+    }
+
+    /// Each round's ratio of `server` to `baseline`.
+    fn paired_ratios(&self, scenario: &str, server: &str, baseline: &str, name: &str) -> Vec<f64> {
+        self.values(scenario, server, name)
             .iter()
             .zip(self.values(scenario, baseline, name))
             .map(|(value, base)| value / base)
-            .collect();
-        median(&mut ratios)
+            .collect()
     }
 }
 
@@ -803,46 +829,111 @@ fn print_summary(results: &Results, args: &Args) {
     let raw = WSECHO_RAW.name;
     let echo = WSECHO_ECHO.name;
     println!();
-    println!("Ratios, median over rounds of each round's ratio (µs/msg; lower is better):");
+    println!(
+        "Ratios, median over rounds of each round's ratio, and the lowest and highest round (lower is better):"
+    );
     let many_label = format!(
         "wsecho raw / TCP ceiling, echo {} conns",
         many_connections(args.quick)
     );
-    for (label, scenario, server, baseline) in [
+    let bun = BUN_ECHO.name;
+    let us = "server_us_per_msg";
+    let many_bun = format!(
+        "wsecho raw / Bun, echo {} conns",
+        many_connections(args.quick)
+    );
+    for (label, scenario, server, baseline, name) in [
         (
             "wsecho raw / TCP ceiling, echo 64 conns",
             "echo64",
             raw,
             TCP.name,
+            us,
         ),
-        (many_label.as_str(), "echo1000", raw, TCP.name),
+        (many_label.as_str(), "echo1000", raw, TCP.name, us),
         (
             "wsecho raw / fastwebsockets, pipelined 64 KiB",
             "pipe64k",
             raw,
             FASTWEBSOCKETS.name,
+            us,
+        ),
+        ("wsecho raw / Bun, echo 64 conns", "echo64", raw, bun, us),
+        (many_bun.as_str(), "echo1000", raw, bun, us),
+        ("wsecho raw / Bun, pipelined 1 KiB", "pipe1k", raw, bun, us),
+        (
+            "wsecho raw / Bun, pipelined 64 KiB 16x4",
+            "pipe64k",
+            raw,
+            bun,
+            us,
+        ),
+        (
+            "wsecho raw / Bun, pipelined 64 KiB 64x4",
+            "pipe64k64",
+            raw,
+            bun,
+            us,
+        ),
+        (
+            "wsecho raw / Bun, idle memory per connection",
+            "idle",
+            raw,
+            bun,
+            "bytes_per_connection",
+        ),
+        (
+            "wsecho raw / Bun, CPU per handshake",
+            "idle",
+            raw,
+            bun,
+            "server_us_per_handshake",
+        ),
+        (
+            "wsecho broadcast / Bun server.publish, fan-out 1 sender",
+            "fanout",
+            WSECHO_BROADCAST_DEFAULT_RUNTIME.name,
+            BUN_PUBLISH.name,
+            "server_us_per_delivery",
+        ),
+        (
+            "wsecho broadcast / Bun server.publish, fan-out 10 senders",
+            "fanout10",
+            WSECHO_BROADCAST_DEFAULT_RUNTIME.name,
+            BUN_PUBLISH.name,
+            "server_us_per_delivery",
         ),
         (
             "wsecho default echo mode / raw, echo 64 conns",
             "echo64",
             echo,
             raw,
+            us,
         ),
         (
             "wsecho default echo mode / raw, pipelined 1 KiB",
             "pipe1k",
             echo,
             raw,
+            us,
         ),
         (
             "wsecho default echo mode / raw, pipelined 64 KiB",
             "pipe64k",
             echo,
             raw,
+            us,
         ),
     ] {
-        let ratio = results.paired_ratio(scenario, server, baseline, "server_us_per_msg");
-        println!("- {label}: {}", show(ratio, 3));
+        let mut ratios = results.paired_ratios(scenario, server, baseline, name);
+        let lowest = ratios.iter().copied().fold(f64::NAN, f64::min);
+        let highest = ratios.iter().copied().fold(f64::NAN, f64::max);
+        println!(
+            "- {label}: {} (rounds {}-{})",
+            show(median(&mut ratios), 3),
+            show(lowest, 3),
+            show(highest, 3)
+        );
     }
     let mut client_shares: Vec<f64> = results
         .lines
