@@ -7,8 +7,8 @@
 //! rate); those left out are counted, and a line a second says how many. Lines about the
 //! server itself are never held back.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use log::{Level, Log, Metadata, Record};
@@ -26,7 +26,6 @@ pub struct RateLimited<L> {
     rate: u32,
     bucket: Mutex<Bucket>,
     left_out: AtomicU64,
-    summaries: Once,
 }
 
 struct Bucket {
@@ -44,7 +43,6 @@ impl<L: Log + 'static> RateLimited<L> {
                 filled_at: Instant::now(),
             }),
             left_out: AtomicU64::new(0),
-            summaries: Once::new(),
         }
     }
 
@@ -111,8 +109,8 @@ impl<L: Log + 'static> Log for RateLimited<L> {
     }
 }
 
-/// Installs `logger` for the process, with a thread that writes the summaries once lines
-/// start being left out.
+/// Installs `logger` for the process, with a thread that writes the summaries (it sleeps
+/// while nothing is left out).
 pub fn install<L: Log + 'static>(logger: RateLimited<L>, level: log::LevelFilter) {
     let logger: &'static RateLimited<L> = Box::leak(Box::new(logger));
     if log::set_logger(logger).is_err() {
@@ -122,16 +120,14 @@ pub fn install<L: Log + 'static>(logger: RateLimited<L>, level: log::LevelFilter
     if logger.rate == 0 {
         return;
     }
-    logger.summaries.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("log-summaries".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(SUMMARY_EVERY);
-                    logger.summarise();
-                }
-            });
-    });
+    let _ = std::thread::Builder::new()
+        .name("log-summaries".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(SUMMARY_EVERY);
+                logger.summarise();
+            }
+        });
 }
 
 #[cfg(test)]

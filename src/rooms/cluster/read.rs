@@ -207,7 +207,8 @@ impl Cluster {
                     // it again and again.
                     let mut unread = Vec::new();
                     for read in reads {
-                        progressed |= !read.entries.ids.is_empty();
+                        let got_some = !read.entries.ids.is_empty();
+                        progressed |= got_some;
                         let room = read.room.clone();
                         let more = read.more;
                         if read.trimmed {
@@ -220,10 +221,9 @@ impl Cluster {
                                      meanwhile are skipped here"
                                 );
                             }
-                        } else if !read.entries.ids.is_empty() {
+                        } else if got_some {
                             reported_trimmed.remove(&room);
                         }
-                        let got_some = !read.entries.ids.is_empty();
                         deliver(read, &hub, &budget, &mut positions, &mut delivered);
                         if more {
                             limit_reached = true;

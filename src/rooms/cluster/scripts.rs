@@ -23,10 +23,10 @@ use super::link::{QueryError, answer};
 use super::news::{NEWS_KEY, NEWS_LENGTH};
 
 /// Appends one message to a room's stream, trims the oldest past the limits, refreshes the
-/// expiry, and names the room in the news. The meta hash keeps the bytes held and the
-/// largest message appended (for the read script's batch size) besides the newest entry
-/// trimmed. KEYS: stream, meta, news. ARGV: node, sequence,
-/// kind, payload, most entries, most bytes, expiry in ms, news length, room.
+/// expiry, and names the room in the news. The meta hash keeps the bytes held, the largest
+/// message appended since it was made (an upper bound the read script sizes its batches
+/// by) and the newest entry trimmed. KEYS: stream, meta, news. ARGV: node, sequence, kind, payload, most entries, most bytes,
+/// expiry in ms, news length, room.
 const APPEND: &str = r#"
 local stream, meta, news = KEYS[1], KEYS[2], KEYS[3]
 local payload = ARGV[4]
@@ -39,10 +39,10 @@ local function size_of(entry)
   return 0
 end
 local known = redis.call('HMGET', meta, 'bytes', 'largest')
-local held, largest = tonumber(known[1]), tonumber(known[2]) or 0
-if not held then
-  -- No record of the stream's size (a new room, or the record was lost): count it.
-  held = 0
+local held, largest = tonumber(known[1]), tonumber(known[2])
+if not held or not largest then
+  -- No record of the stream's sizes (a new room, or the record was lost): count them.
+  held, largest = 0, 0
   local after = '-'
   while true do
     local batch = redis.call('XRANGE', stream, after, '+', 'COUNT', 8)
@@ -79,7 +79,8 @@ return id
 "#;
 
 /// Reads the entries after each room's position, in batches no larger than the bytes left
-/// (from the largest message the room's stream has held), until `most bytes` in all (the first entry read may go over it when ARGV[3] is 1) or `most entries` for a room.
+/// (judged by the largest message appended to the room's stream), until `most bytes` in all (the
+/// first entry read may go over it when ARGV[3] is 1) or `most entries` for a room.
 /// KEYS: the rooms' streams, then their meta hashes. ARGV: most entries per room, most bytes,
 /// whether the first may go over, then each room's position. Answers, for each room: whether
 /// it has more to read, whether entries after its position were trimmed, and the entries.
