@@ -45,7 +45,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     state: &ServerState,
     shutdown: &mut Shutdown,
-) -> Option<(Socket, Target)> {
+) -> Option<(Box<Socket>, Target)> {
     let limit = state.config.handshake_timeout;
     let started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
@@ -82,12 +82,12 @@ pub(crate) async fn run(
         scenario: upgraded.scenario,
         inspect: upgraded.inspect,
     };
-    let socket = Socket::new(
+    let socket = Box::new(Socket::new(
         stream,
         upgraded.request.tail,
         state.websocket_config,
         state.budget.account_for(state.config.mode),
-    );
+    ));
     Some((socket, target))
 }
 

@@ -14,33 +14,83 @@ mod inspect;
 pub(crate) mod state;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use log::info;
 use tokio::net::TcpStream;
 
 use crate::config::Mode;
 use crate::observe::escape::Escaped;
+use crate::session::end::End;
 use crate::session::finish::finish;
-use crate::session::{Session, broadcast, echo, scenario};
+use crate::session::{Session, broadcast, parking, scenario};
 use crate::sync::shutdown::Shutdown;
+use crate::wire::Socket;
 use handshake::Target;
 use state::ServerState;
 
-/// Serves one accepted TCP connection until it ends or the server shuts down.
+/// Serves one accepted TCP connection until it ends or the server shuts down; `slot` (the
+/// connection's place under the limits) is held until then.
 ///
 /// Each phase's future is boxed: a task's future is as large as the largest state it can be
 /// in, for as long as the task lives, so the handshake's buffers and the other modes' loops
-/// would otherwise sit in every idle connection.
-pub(crate) async fn serve(
+/// would otherwise sit in every idle connection. Echo and raw sessions, the usual case,
+/// wait in `parking`'s small state whenever they are quiet, with the socket given up. This
+/// is a function returning an `async` block rather than an `async fn` because an `async
+/// fn` keeps a second copy of each of its arguments for the whole life of the connection.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps a second copy of its arguments"
+)]
+pub(crate) fn serve<Slot: Send + 'static>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<ServerState>,
+    mut shutdown: Shutdown,
+    slot: Slot,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let opened = Box::pin(open(stream, peer, &state, &mut shutdown)).await;
+        let (mut socket, end) = match opened {
+            Opened::Http => return,
+            Opened::Ended(socket, end) => (socket, end),
+            Opened::Echo(socket) => {
+                let welcome = state.welcome.as_ref();
+                let (config, metrics) = (&state.config, &state.metrics);
+                let websocket = &state.websocket_config;
+                let shutdown = &mut shutdown;
+                parking::serve(socket, peer, config, websocket, metrics, welcome, shutdown).await
+            }
+        };
+        let (metrics, close_timeout) = (&state.metrics, state.config.close_timeout);
+        Box::pin(finish(&mut socket, peer, end, metrics, close_timeout)).await;
+        metrics.websocket_open.decrement(1);
+        drop(slot);
+    }
+}
+
+/// How a connection's opening phase ended.
+enum Opened {
+    /// Answered as plain HTTP, or gone before the upgrade.
+    Http,
+    /// A session that has ended: closed with this.
+    Ended(Box<Socket>, End),
+    /// An echo or raw session, settled into answering messages: `parking` takes over.
+    Echo(Box<Socket>),
+}
+
+/// The handshake and the session up to the point where an echo or raw session settles into
+/// answering messages: the handshake described (`?inspect`), and the whole of a broadcast
+/// or scenario session.
+async fn open(
     stream: TcpStream,
     peer: SocketAddr,
     state: &ServerState,
-    mut shutdown: Shutdown,
-) {
-    let Some((mut socket, target)) =
-        Box::pin(handshake::run(stream, peer, state, &mut shutdown)).await
+    shutdown: &mut Shutdown,
+) -> Opened {
+    let Some((mut socket, target)) = Box::pin(handshake::run(stream, peer, state, shutdown)).await
     else {
-        return;
+        return Opened::Http;
     };
     let Target {
         path,
@@ -48,50 +98,35 @@ pub(crate) async fn serve(
         scenario,
         inspect,
     } = target;
-    let shown = Escaped(&path).to_string();
-    info!(peer:% = peer, path = shown.as_str(); "peer {peer} connected to {shown}");
-    drop(shown);
-    let metrics = &state.metrics;
-    metrics.websocket_open.increment(1);
-    let mut session = Session::new(&mut socket, peer, &state.config, metrics);
+    let shown = Escaped(&path);
+    info!(peer:% = peer, path:% = shown; "peer {peer} connected to {shown}");
+    state.metrics.websocket_open.increment(1);
+    let mut session = Session::new(&mut socket, peer, &state.config, &state.metrics);
     let welcome = &state.welcome;
     let end = match inspect {
-        Some(description) => Box::pin(session.describe_handshake(description))
-            .await
-            .err(),
+        Some(description) => session.describe_handshake(description).await.err(),
         None => None,
     };
-    let Err(end) = match (end, scenario) {
+    let ended = match (end, scenario) {
         (Some(end), _) => Err(end),
         (None, Some(scenario)) => {
             let room = (path.as_str(), history_notice);
             let rooms = &state.rooms;
-            Box::pin(scenario::serve(
-                &mut session,
-                &scenario,
-                rooms,
-                welcome,
-                room,
-                &mut shutdown,
-            ))
-            .await
+            scenario::serve(&mut session, &scenario, rooms, welcome, room, shutdown)
+                .await
+                .map(|never| match never {})
         }
         (None, None) if state.config.mode == Mode::Broadcast => {
             let room = (path.as_str(), history_notice);
-            let rooms = &state.rooms;
-            Box::pin(broadcast::run(
-                &mut session,
-                rooms,
-                welcome,
-                room,
-                &mut shutdown,
-            ))
-            .await
+            broadcast::run(&mut session, &state.rooms, welcome, room, shutdown)
+                .await
+                .map(|never| match never {})
         }
-        (None, None) => Box::pin(echo::run(&mut session, welcome, &mut shutdown)).await,
+        (None, None) => Ok(()),
     };
     session.flush_metrics();
-    let close_timeout = state.config.close_timeout;
-    Box::pin(finish(&mut socket, peer, end, metrics, close_timeout)).await;
-    metrics.websocket_open.decrement(1);
+    match ended {
+        Ok(()) => Opened::Echo(socket),
+        Err(end) => Opened::Ended(socket, end),
+    }
 }

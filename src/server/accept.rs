@@ -53,9 +53,8 @@ pub(super) async fn accept_loop(
         match state.connections.admit(peer.ip()) {
             Ok(slots) => {
                 let state = state.clone();
-                workers.place(stream, peer, move |stream| async move {
-                    conn::serve(stream, peer, &state, task_shutdown).await;
-                    drop(slots);
+                workers.place(stream, peer, move |stream| {
+                    conn::serve(stream, peer, state, task_shutdown, slots)
                 });
             }
             // A refusal is plain HTTP; a TLS client could not read it, so it is just closed.

@@ -60,7 +60,7 @@ pub(crate) async fn run(
         .join(room, session.peer, max_queue, history_notice)
         .await;
     let eviction = member.eviction();
-    session.welcome(welcome).await?;
+    session.welcome(welcome.as_ref()).await?;
     let mut timer = pin!(sleep_until(session.keepalive.deadline()));
     let mut kicked_out = pin!(eviction.evicted());
     // Running while the socket is backed up: the longest a write may wait for room.

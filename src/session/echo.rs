@@ -4,18 +4,20 @@
 //! It is a hand-written `select!` rather than `tokio::select!` because it runs once per
 //! message and can skip work the macro cannot know is unnecessary: a socket that was just
 //! found empty (its waker is registered) and a timer that is armed and has not fired are not
-//! polled again. `docs/performance.md` has what that saves.
+//! polled again. `docs/performance.md` has what that saves. A connection that has gone
+//! quiet ends its loop, so that `parking` can keep it in less memory until it speaks again.
 
-use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::pin;
 use std::task::Poll;
+use std::time::Duration;
 
-use tokio::time::sleep_until;
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
+use super::Session;
+use super::batch::{AfterBatch, BatchEnd};
 use super::end::End;
-use super::{AfterBatch, BatchEnd, Session};
 use crate::config::Mode;
 use crate::sync::shutdown::Shutdown;
 
@@ -26,16 +28,38 @@ enum Wake {
     Timer,
 }
 
-/// Sends the welcome, then answers every message until the session ends; returns only by
-/// ending.
-pub(crate) async fn run(
+/// How long a connection must have been silent, with nothing of it held anywhere, before
+/// its loop ends so that it can park (see `parking`). Checked when the timer fires, so a
+/// connection parks between one and two of these after its last message; a client that
+/// sends more often than this never pays for parking and waking.
+pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// The echo loop ended because the connection went quiet: it may park.
+pub(super) struct Quiet;
+
+/// Sends the welcome (when given one), then answers every message until the session ends or
+/// the connection has been quiet for [`PARK_AFTER`]. A new connection (`fresh`) that has
+/// sent nothing once the welcome is out is quiet at once: a burst of clients connecting
+/// then never holds more than one loop's state each at the same time, and the memory each
+/// loop used goes to the next rather than staying with the process (freed memory
+/// scattered between live connections is not given back to the system).
+pub(super) async fn run(
     session: &mut Session<'_>,
-    welcome: &Option<Utf8Bytes>,
+    welcome: Option<&Utf8Bytes>,
+    fresh: bool,
     shutdown: &mut Shutdown,
-) -> Result<Infallible, End> {
+) -> Result<Quiet, End> {
     session.welcome(welcome).await?;
     let mode = session.config.mode;
-    let mut timer = pin!(sleep_until(session.keepalive.deadline()));
+    let mut quiet_for = if fresh { Duration::ZERO } else { PARK_AFTER };
+    let mut park_check = session
+        .socket
+        .can_park()
+        .then(|| Instant::now() + quiet_for);
+    let mut timer = pin!(sleep_until(earliest(
+        session.keepalive.deadline(),
+        park_check
+    )));
     let mut socket_armed = false;
     // The timer holds this task's waker from its last pending poll until it fires or is
     // reset; meanwhile checking its state is enough, and much cheaper than polling it.
@@ -76,9 +100,26 @@ pub(crate) async fn run(
                 timer_armed = false;
                 session.on_timer(timer.as_mut())?;
                 session.flush().await?;
+                if let Some(check) = park_check
+                    && Instant::now() >= check
+                {
+                    if session.keepalive.silent_for(quiet_for) && session.socket.is_quiet() {
+                        return Ok(Quiet);
+                    }
+                    quiet_for = PARK_AFTER;
+                    park_check = Some(Instant::now() + PARK_AFTER);
+                }
+                timer
+                    .as_mut()
+                    .reset(earliest(session.keepalive.deadline(), park_check));
             }
         }
     }
+}
+
+/// The earlier of the keepalive's deadline and the next parking check, if there is one.
+fn earliest(keepalive: Instant, park_check: Option<Instant>) -> Instant {
+    park_check.map_or(keepalive, |check| check.min(keepalive))
 }
 
 /// The answer to one message in echo or raw mode; `None` for control frames, which

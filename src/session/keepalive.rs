@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 /// Pings a client that has been silent for `interval`, and gives up on it when a further
 /// `timeout` passes with nothing heard.
+#[derive(Clone, Copy)]
 pub(crate) struct Keepalive {
     interval: Duration,
     timeout: Duration,
@@ -47,6 +48,11 @@ impl Keepalive {
     /// Records that the client sent something (anything counts as being alive).
     pub(crate) fn heard(&mut self) {
         self.last_heard = Instant::now();
+    }
+
+    /// Whether nothing has been heard from the client for at least `quiet`.
+    pub(crate) fn silent_for(&self, quiet: Duration) -> bool {
+        self.last_heard.elapsed() >= quiet
     }
 
     /// When the timer should next fire.

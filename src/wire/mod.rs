@@ -5,7 +5,7 @@
 //! - `stream`: plain or TLS, one type; `tls`: the certificate and the TLS acceptor.
 //! - `read_ahead`: the socket wrapper that keeps idle connections small and bursts fast.
 //! - `task_stream`: the stream as tungstenite's `Read`/`Write` sees it.
-//! - `socket`: the WebSocket a session speaks over.
+//! - `socket`: the WebSocket a session speaks over, and a quiet one parked.
 //! - `outbox`: data frames on their way out, written from their own payloads.
 
 mod outbox;
@@ -15,5 +15,5 @@ mod stream;
 mod task_stream;
 pub(crate) mod tls;
 
-pub(crate) use socket::{Socket, websocket_config};
+pub(crate) use socket::{ParkedSocket, Socket, websocket_config};
 pub(crate) use stream::ClientStream;

@@ -89,6 +89,16 @@ impl<S> ReadAhead<S> {
     pub(crate) fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// Whether bytes read from the socket are waiting here to be handed on.
+    pub(crate) fn holds_unread(&self) -> bool {
+        self.burst.is_some()
+    }
+
+    /// The wrapped stream, once nothing is held here (see [`ReadAhead::holds_unread`]).
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl ReadAhead<ClientStream> {

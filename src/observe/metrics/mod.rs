@@ -38,6 +38,8 @@ pub(crate) struct Metrics {
     http_answers: Vec<Counter>,
     /// WebSocket sessions open now (labelled with the mode).
     pub websocket_open: Gauge,
+    /// Of those, the ones parked while quiet (`session::parking`).
+    pub parked: Gauge,
     connection_slots: Gauge,
     rooms: Gauge,
     largest_room: Gauge,

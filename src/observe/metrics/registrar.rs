@@ -148,6 +148,11 @@ impl Metrics {
                 "WebSocket sessions open now, by mode",
                 &[("mode", mode_name)],
             ),
+            parked: registrar.gauge(
+                "wsecho_websocket_connections_parked",
+                "Echo and raw sessions parked while quiet, in the least memory (plain ws:// only)",
+                &[],
+            ),
             connection_slots: registrar.gauge(
                 "wsecho_connections",
                 "Connection slots taken now: WebSocket clients and HTTP requests being answered, as /stats counts them",

@@ -75,11 +75,11 @@ pub(crate) async fn serve(
             let member = rooms
                 .join(room, session.peer, capacity, history_notice)
                 .await;
-            session.welcome(welcome).await?;
+            session.welcome(welcome.as_ref()).await?;
             run(session, scenario, Replies::Room(rooms, &member), shutdown).await
         }
         mode => {
-            session.welcome(welcome).await?;
+            session.welcome(welcome.as_ref()).await?;
             run(session, scenario, Replies::Echo(mode), shutdown).await
         }
     }

@@ -24,9 +24,11 @@ use super::stream::ClientStream;
 use super::task_stream::TaskStream;
 use crate::limits::budget::Account;
 
+mod park;
 mod release;
 mod settings;
 
+pub(crate) use park::ParkedSocket;
 pub(crate) use settings::websocket_config;
 
 /// A server-side WebSocket owned by one task, with the async operations a session needs.
@@ -37,8 +39,7 @@ pub(crate) struct Socket {
     backed_up: bool,
     /// The connection is over (closed or failed); reading yields nothing more.
     ended: bool,
-    /// The last read found nothing more to read: a flush that then completes leaves the
-    /// connection quiet (see `release`).
+    /// The last read found nothing more to read (see `release` and `park`).
     drained: bool,
     /// Everything written has gone out (the last flush completed), and nothing has been read
     /// or queued since that tungstenite might owe an answer to.
@@ -172,8 +173,7 @@ impl Socket {
     }
 
     // The write operations are `poll_fn`s rather than `async fn`s: a session's future holds
-    // the largest state of everything it awaits for as long as the connection lives, and
-    // an `async fn` that awaits another stores both.
+    // the largest state of everything it awaits, and an `async fn` awaiting another stores both.
 
     /// Queues a message, writing out tungstenite's buffer when it is full. Waits only when
     /// an earlier write is still backed up.

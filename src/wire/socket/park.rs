@@ -1,0 +1,86 @@
+//! Parking a quiet connection: the smallest state it can wait in until the client speaks.
+//!
+//! An open WebSocket that nobody is using still holds tungstenite's `WebSocket` (its read
+//! buffer, its codec and its state, about a kilobyte), the outbox and the read-ahead state.
+//! Between messages none of it holds anything that matters: the same test as
+//! `release` (no unparsed bytes, no partial message, nothing unwritten) says the
+//! connection is plain "open", which a fresh `WebSocket` starts in. A parked socket keeps
+//! only the TCP stream and the connection's memory-budget account, and becomes a `Socket`
+//! again when the stream is readable.
+//!
+//! Only plain TCP parks: over TLS, rustls's own state (several kilobytes, and perhaps
+//! plaintext already decrypted) has to stay anyway.
+
+use std::task::{Context, Poll};
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::Socket;
+use crate::limits::budget::Account;
+use crate::wire::stream::ClientStream;
+
+/// A quiet connection, parked: the stream and its account, nothing of the protocol.
+pub(crate) struct ParkedSocket {
+    stream: ClientStream,
+    account: Account,
+}
+
+impl Socket {
+    /// Whether this connection can ever park: plain TCP only (see the module's comment).
+    pub(crate) fn can_park(&self) -> bool {
+        matches!(
+            self.websocket.get_ref().stream.get_ref(),
+            ClientStream::Plain(_)
+        )
+    }
+
+    /// Whether parking now would lose nothing: the last read found the socket empty,
+    /// everything written has gone out, and tungstenite holds no bytes of a frame or a
+    /// message (the count `release` keeps). A connection the memory budget is holding back
+    /// or closing is left as it is.
+    pub(crate) fn is_quiet(&self) -> bool {
+        let stream = self.websocket.get_ref();
+        self.can_park()
+            && !self.ended
+            && !self.backed_up
+            && self.drained
+            && self.flushed
+            && stream.read_total == self.parsed
+            && stream.outbox.queued() == 0
+            && !stream.stream.holds_unread()
+            && !stream.account.is_paused()
+            && !stream.account.is_evicted()
+            && self.websocket.can_write()
+    }
+
+    /// Parks the connection when it is quiet; gives it back unchanged when it is not.
+    pub(crate) fn park(self: Box<Self>) -> Result<ParkedSocket, Box<Self>> {
+        if !self.is_quiet() {
+            return Err(self);
+        }
+        let stream = self.websocket.into_inner();
+        let mut account = stream.account;
+        account.release();
+        Ok(ParkedSocket {
+            stream: stream.stream.into_inner(),
+            account,
+        })
+    }
+}
+
+impl ParkedSocket {
+    /// Ready once the client has sent something or closed (or the socket failed: the read
+    /// after resuming says how).
+    pub(crate) fn poll_readable(&self, context: &mut Context<'_>) -> Poll<()> {
+        match &self.stream {
+            ClientStream::Plain(tcp) => tcp.poll_read_ready(context).map(|_| ()),
+            ClientStream::Tls(_) => Poll::Ready(()),
+        }
+    }
+
+    /// The connection as a `Socket` again, with fresh buffers, the protocol "open" and
+    /// `config` (the one it was made with).
+    pub(crate) fn resume(self, config: WebSocketConfig) -> Box<Socket> {
+        Box::new(Socket::new(self.stream, Vec::new(), config, self.account))
+    }
+}
