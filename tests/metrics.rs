@@ -8,13 +8,6 @@ use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// The value of the sample `name` (labels included) in a scrape.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-}
-
 async fn scrape(server: &TestServer) -> String {
     let response = get(server.addr, "/metrics").await;
     assert_eq!(response.status, 200);

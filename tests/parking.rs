@@ -16,17 +16,24 @@ use tokio::net::TcpStream;
 const LONGER_THAN_PARKING_TAKES: Duration = Duration::from_millis(2500);
 
 /// The value of the sample `name` (labels included) in a scrape of `/metrics`.
-async fn sample(server: &TestServer, name: &str) -> f64 {
+async fn metric(server: &TestServer, name: &str) -> f64 {
     let response = get(server.addr, "/metrics").await;
     assert_eq!(response.status, 200);
-    let text = String::from_utf8(response.body).unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+    sample(&String::from_utf8(response.body).unwrap(), name)
 }
 
 async fn parked(server: &TestServer) -> f64 {
-    sample(server, "wsecho_websocket_connections_parked").await
+    metric(server, "wsecho_websocket_connections_parked").await
+}
+
+/// A connection upgraded by hand, once the server has parked it (it is its only one).
+async fn parked_raw_connection(server: &TestServer) -> TcpStream {
+    let stream = raw_websocket(server.addr).await;
+    eventually("the new connection parked", || async {
+        parked(server).await == 1.0
+    })
+    .await;
+    stream
 }
 
 async fn raw_server() -> TestServer {
@@ -66,7 +73,7 @@ async fn quiet_connections_park_and_answer_as_before_when_they_speak() {
     })
     .await;
     assert_eq!(
-        sample(&server, "wsecho_websocket_connections{mode=\"echo\"}").await,
+        metric(&server, "wsecho_websocket_connections{mode=\"echo\"}").await,
         20.0,
         "parked sessions are still open sessions"
     );
@@ -76,11 +83,7 @@ async fn quiet_connections_park_and_answer_as_before_when_they_speak() {
 #[tokio::test]
 async fn a_frame_cut_by_a_quiet_spell_is_never_parked_on_and_arrives_whole() {
     let server = raw_server().await;
-    let mut stream = raw_websocket(server.addr).await;
-    eventually("the new connection parked", || async {
-        parked(&server).await == 1.0
-    })
-    .await;
+    let mut stream = parked_raw_connection(&server).await;
     let payload = vec![b'x'; 300];
     let whole = frame(0x1, &payload, MASK);
     write(&mut stream, &whole[..3]).await;
@@ -123,18 +126,14 @@ async fn a_message_cut_by_a_quiet_spell_is_never_parked_on_and_comes_back_whole(
 #[tokio::test]
 async fn a_parked_client_that_closes_gets_its_close_answered() {
     let server = raw_server().await;
-    let mut stream = raw_websocket(server.addr).await;
-    eventually("the new connection parked", || async {
-        parked(&server).await == 1.0
-    })
-    .await;
+    let mut stream = parked_raw_connection(&server).await;
     write(&mut stream, &frame(0x8, &1000u16.to_be_bytes(), MASK)).await;
     let (opcode, payload) = read_server_frame(&mut stream).await.expect("a close frame");
     assert_eq!((opcode, payload), (0x8, 1000u16.to_be_bytes().to_vec()));
     wait_for_eof(&mut stream).await;
     eventually("nothing parked or open", || async {
         parked(&server).await == 0.0
-            && sample(&server, "wsecho_websocket_connections{mode=\"raw\"}").await == 0.0
+            && metric(&server, "wsecho_websocket_connections{mode=\"raw\"}").await == 0.0
     })
     .await;
     server.shut_down().await;

@@ -64,14 +64,8 @@ impl<'a> Session<'a> {
         config: &'a Config,
         metrics: &'a Metrics,
     ) -> Self {
-        Session {
-            socket,
-            peer,
-            config,
-            keepalive: Keepalive::new(config.ping_interval, config.ping_timeout),
-            metrics,
-            traffic: Traffic::default(),
-        }
+        let keepalive = Keepalive::new(config.ping_interval, config.ping_timeout);
+        Self::resumed(socket, peer, config, metrics, keepalive)
     }
 
     /// A session over a socket that was parked (see `parking`): the keepalive clock goes on

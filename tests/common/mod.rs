@@ -219,6 +219,13 @@ pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> HttpResponse {
     HttpResponse::parse(&bytes)
 }
 
+/// The value of the sample `name` (labels included) in a Prometheus scrape.
+pub fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
 pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
     raw_http(
         addr,

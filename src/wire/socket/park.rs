@@ -35,22 +35,17 @@ impl Socket {
     }
 
     /// Whether parking now would lose nothing: the last read found the socket empty,
-    /// everything written has gone out, and tungstenite holds no bytes of a frame or a
-    /// message (the count `release` keeps). A connection the memory budget is holding back
-    /// or closing is left as it is.
+    /// everything written has gone out, and tungstenite holds nothing but an open
+    /// connection (the test `release` makes). A connection the memory budget is holding
+    /// back is left as it is.
     pub(crate) fn is_quiet(&self) -> bool {
-        let stream = self.websocket.get_ref();
         self.can_park()
             && !self.ended
             && !self.backed_up
             && self.drained
             && self.flushed
-            && stream.read_total == self.parsed
-            && stream.outbox.queued() == 0
-            && !stream.stream.holds_unread()
-            && !stream.account.is_paused()
-            && !stream.account.is_evicted()
-            && self.websocket.can_write()
+            && !self.websocket.get_ref().account.is_paused()
+            && self.holds_only_an_open_connection()
     }
 
     /// Parks the connection when it is quiet; gives it back unchanged when it is not.

@@ -47,17 +47,25 @@ pub(super) fn least_wire_bytes(message: &Message) -> u64 {
 }
 
 impl Socket {
+    /// Whether a fresh `WebSocket` over the same stream would lose nothing: tungstenite
+    /// holds no bytes it has not parsed into messages (counted as the module's comment says),
+    /// nothing is waiting to be written, the protocol is plainly "open", and the memory
+    /// budget is not closing the connection.
+    pub(super) fn holds_only_an_open_connection(&self) -> bool {
+        let stream = self.websocket.get_ref();
+        stream.read_total == self.parsed
+            && !stream.stream.holds_unread()
+            && stream.outbox.queued() == 0
+            && self.websocket.can_write()
+            && !stream.account.is_evicted()
+    }
+
     /// After a flush that wrote everything, on a connection whose last read found nothing:
     /// rebuilds the `WebSocket` with small buffers if tungstenite holds a large one and
     /// nothing else, and gives the connection's charge back to the memory budget.
     pub(super) fn release_if_quiet(&mut self) {
-        let stream = self.websocket.get_ref();
-        let quiet = stream.account.holds_at_least(RELEASE_FROM)
-            && !stream.account.is_evicted()
-            && stream.read_total == self.parsed
-            && stream.outbox.queued() == 0
-            && self.websocket.can_write();
-        if !quiet {
+        let account = &self.websocket.get_ref().account;
+        if !account.holds_at_least(RELEASE_FROM) || !self.holds_only_an_open_connection() {
             return;
         }
         let config = *self.websocket.get_config();
