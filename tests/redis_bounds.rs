@@ -13,7 +13,20 @@ use common::redis_server::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use redis::streams::StreamRangeReply;
+use tokio::sync::{Mutex, MutexGuard};
 use tokio_tungstenite::tungstenite::Message;
+
+/// Each test here loads Redis and both cores for tens of seconds (hundreds of MiB appended,
+/// ten thousand rooms). Run side by side, the paused-node test failed in two full runs of
+/// 2026-12-04 (a chat message waiting over 20 s; the caught-up node's first message 3, not
+/// 0) and never alone, so they take turns: each then measures the server, not its
+/// neighbours.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// This test's turn (see [`ONE_AT_A_TIME`]).
+async fn turn() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
 
 /// A synchronous connection to the test's Redis, for looking at what the nodes left there.
 fn inspect(redis: &Redis) -> redis::Connection {
@@ -63,6 +76,7 @@ fn count_keys(connection: &mut redis::Connection, pattern: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rooms_stream_never_holds_more_than_stream_max_bytes_and_one_message() {
+    let _turn = turn().await;
     let Some(redis) = Redis::start().await else {
         return;
     };
@@ -108,6 +122,7 @@ async fn a_rooms_stream_never_holds_more_than_stream_max_bytes_and_one_message()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_room_flooding_a_shared_redis_cannot_stop_the_others() {
+    let _turn = turn().await;
     let Some(redis) = Redis::start_with(&["--maxmemory", "64mb"]).await else {
         return;
     };
@@ -146,6 +161,7 @@ async fn one_room_flooding_a_shared_redis_cannot_stop_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_every_member_of_ten_thousand_rooms_leaves_their_streams_expire() {
+    let _turn = turn().await;
     const ROOMS: usize = 10_000;
     const WORKERS: usize = 50;
     let Some(redis) = Redis::start().await else {
@@ -209,6 +225,7 @@ async fn after_every_member_of_ten_thousand_rooms_leaves_their_streams_expire() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_paused_while_640_mib_are_appended_catches_up_in_order_while_another_room_delivers()
 {
+    let _turn = turn().await;
     const MESSAGES: usize = 40;
     const SIZE: usize = 16 << 20;
     // Appending 640 MiB with an fsync per entry would take longer than the test waits.
@@ -281,7 +298,8 @@ async fn a_node_paused_while_640_mib_are_appended_catches_up_in_order_while_anot
         assert_eq!(
             u64::from_be_bytes(payload[..8].try_into().unwrap()),
             number as u64,
-            "in order"
+            "in order; {length} entries in the stream; node B's log:\n{}",
+            b.log()
         );
     }
     let caught_up = resumed.elapsed();
@@ -306,6 +324,7 @@ async fn a_node_paused_while_640_mib_are_appended_catches_up_in_order_while_anot
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_paused_while_thousands_of_messages_are_appended_delivers_them_all_in_order() {
+    let _turn = turn().await;
     const MESSAGES: usize = 2_000;
     let Some(redis) = Redis::start_with(&["--appendfsync", "everysec"]).await else {
         return;
@@ -349,7 +368,8 @@ async fn a_node_paused_while_thousands_of_messages_are_appended_delivers_them_al
         assert_eq!(
             u64::from_be_bytes(payload[..8].try_into().unwrap()),
             number as u64,
-            "in order"
+            "in order; node B's log:\n{}",
+            b.log()
         );
     }
     b.assert_no_errors_logged();
