@@ -155,7 +155,8 @@ async fn a_redis_paused_for_5_seconds_is_a_blip_with_nothing_lost_or_repeated() 
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let (a, b) = two_nodes(&redis.url(), &[]).await;
+    let history = ["--history", "30"];
+    let (a, b) = two_nodes(&redis.url(), &history).await;
     let mut sender = member(a.addr, "/chat").await;
     let mut reader = member(b.addr, "/chat").await;
     send_text(&mut sender, "before").await;
@@ -195,6 +196,17 @@ async fn a_redis_paused_for_5_seconds_is_a_blip_with_nothing_lost_or_repeated() 
     );
     assert_eq!(next_text(&mut sender).await, "before");
     assert_eq!(texts(&mut sender, 21).await, expected);
+    // The appends that timed out in the pause happened, and were made again: the stream
+    // holds each message once, so a joiner on a node new to the room (its history read from
+    // the stream) sees each once too.
+    assert_eq!(
+        redis_command(redis.port, &["XLEN", "wsecho:room:/chat"]).await,
+        ":22\r\n"
+    );
+    let c = node_with(&redis.url(), &history).await;
+    let mut joiner = member(c.addr, "/chat").await;
+    expected.insert(0, "before".into());
+    assert_eq!(texts(&mut joiner, 22).await, expected, "the history");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

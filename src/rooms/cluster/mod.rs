@@ -20,8 +20,10 @@
 //! [`COMMAND_TIMEOUT`] (Redis paused, a network partition) counts as a lost connection.
 //!
 //! An append that got no answer may still have happened (Redis was only paused), and is
-//! made again: every entry carries its node's id and a sequence number, and a reader
-//! delivers each (node, sequence) once, so a message appended twice arrives once.
+//! made again: every entry carries its node's id and a sequence number, the append script
+//! stores each (node, sequence) once per room, and a reader delivers each once (for the
+//! stream whose record of what it holds was lost), so a message appended twice is stored
+//! and arrives once.
 //!
 //! - `link`: connecting with backoff, the link's state, commands with a deadline.
 //! - `append`, `read` (with `queue` and `resume`): the two directions; `scripts`: the Lua

@@ -25,8 +25,11 @@ use super::news::{NEWS_KEY, NEWS_LENGTH};
 /// Appends one message to a room's stream, trims the oldest past the limits, refreshes the
 /// expiry, and names the room in the news. The meta hash keeps the bytes held, the largest
 /// message appended since it was made (an upper bound the read script sizes its batches
-/// by) and the newest entry trimmed. KEYS: stream, meta, news. ARGV: node, sequence, kind, payload, most entries, most bytes,
-/// expiry in ms, news length, room.
+/// by), the newest entry trimmed, and each node's last sequence number appended (`a:NODE`):
+/// an append made again after its answer was lost is not stored twice, so it neither
+/// counts twice against the bounds nor shows twice in a joiner's history. Answers the new
+/// entry's ID, or nothing for a message already stored. KEYS: stream, meta, news. ARGV:
+/// node, sequence, kind, payload, most entries, most bytes, expiry in ms, news length, room.
 const APPEND: &str = r#"
 local stream, meta, news = KEYS[1], KEYS[2], KEYS[3]
 local payload = ARGV[4]
@@ -38,8 +41,12 @@ local function size_of(entry)
   end
   return 0
 end
-local known = redis.call('HMGET', meta, 'bytes', 'largest')
+local appended_by_node = 'a:' .. ARGV[1]
+local known = redis.call('HMGET', meta, 'bytes', 'largest', appended_by_node)
 local held, largest = tonumber(known[1]), tonumber(known[2])
+local last_appended = tonumber(known[3])
+-- The same message again: an append whose answer was lost (a timeout), made again.
+if last_appended and last_appended >= tonumber(ARGV[2]) then return false end
 if not held or not largest then
   -- No record of the stream's sizes (a new room, or the record was lost): count them.
   held, largest = 0, 0
@@ -68,9 +75,9 @@ while length > 1 and (held > most_bytes or length > most_entries) do
   length = length - 1
 end
 if trimmed then
-  redis.call('HSET', meta, 'bytes', held, 'largest', largest, 'trimmed', trimmed)
+  redis.call('HSET', meta, 'bytes', held, 'largest', largest, appended_by_node, ARGV[2], 'trimmed', trimmed)
 else
-  redis.call('HSET', meta, 'bytes', held, 'largest', largest)
+  redis.call('HSET', meta, 'bytes', held, 'largest', largest, appended_by_node, ARGV[2])
 end
 redis.call('PEXPIRE', stream, ARGV[7])
 redis.call('PEXPIRE', meta, ARGV[7])
@@ -200,14 +207,15 @@ impl Scripts {
         }
     }
 
-    /// Appends `message` to its room's stream within `bounds`; answers the entry's ID.
+    /// Appends `message` to its room's stream within `bounds`; answers the entry's ID, or
+    /// `None` when the stream already has it (this is an append made again).
     pub(super) async fn append(
         &self,
         connection: &mut MultiplexedConnection,
         message: &Append<'_>,
         bounds: StreamBounds,
         timeout: Duration,
-    ) -> Result<String, QueryError> {
+    ) -> Result<Option<String>, QueryError> {
         let mut invocation = self.append.prepare_invoke();
         invocation
             .key(stream_key(message.room))
