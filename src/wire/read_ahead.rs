@@ -101,12 +101,33 @@ impl<S> ReadAhead<S> {
     }
 }
 
+impl<S> ReadAhead<S> {
+    /// Copies read-ahead bytes into `buffer`, if any are waiting: the path of every read
+    /// but the first of a burst, which tungstenite makes in pieces of its small read size,
+    /// so it goes without a `Context`, a `ReadBuf` or a poll.
+    fn take_unread(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        let burst = self.burst.as_mut()?;
+        let unread = burst.unread();
+        let count = buffer.len().min(unread.len());
+        buffer[..count].copy_from_slice(&unread[..count]);
+        burst.start += count;
+        if burst.start == burst.end
+            && let Some(drained) = self.burst.take()
+        {
+            give_back(drained.bytes);
+        }
+        Some(count)
+    }
+}
+
 impl ReadAhead<ClientStream> {
-    /// [`ClientStream::read_decrypted`]: plaintext rustls holds, copied without a poll.
-    /// Over TLS nothing is ever read ahead here, so no earlier bytes can be waiting.
-    pub(crate) fn read_decrypted(&mut self, buffer: &mut [u8]) -> Option<usize> {
+    /// Bytes this stream already holds, copied without a poll: read-ahead bytes over plain
+    /// TCP ([`ReadAhead::take_unread`]), over TLS the plaintext rustls has decrypted
+    /// ([`ClientStream::read_decrypted`]; nothing is ever read ahead there). `None` when a
+    /// read has to go to the socket.
+    pub(crate) fn read_held(&mut self, buffer: &mut [u8]) -> Option<usize> {
         if self.burst.is_some() {
-            return None;
+            return self.take_unread(buffer);
         }
         self.inner.read_decrypted(buffer)
     }
@@ -119,15 +140,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Some(burst) = &mut this.burst {
-            let count = out.remaining().min(burst.end - burst.start);
-            out.put_slice(&burst.unread()[..count]);
-            burst.start += count;
-            if burst.start == burst.end
-                && let Some(drained) = this.burst.take()
-            {
-                give_back(drained.bytes);
-            }
+        if this.burst.is_some() {
+            let count = this.take_unread(out.initialize_unfilled()).unwrap_or(0);
+            out.advance(count);
             return Poll::Ready(Ok(()));
         }
         if !this.reads_ahead || !this.busy || out.remaining() >= BURST_BUFFER {

@@ -70,7 +70,7 @@ impl Read for TaskStream {
             Admission::Wait => return Err(io::ErrorKind::WouldBlock.into()),
             Admission::Evicted => return Err(io::Error::new(io::ErrorKind::OutOfMemory, EVICTED)),
         }
-        let count = match self.stream.read_decrypted(buffer) {
+        let count = match self.stream.read_held(buffer) {
             Some(count) => count,
             None => {
                 let mut buffer = ReadBuf::new(buffer);
