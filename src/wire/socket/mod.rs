@@ -25,11 +25,13 @@ use super::task_stream::TaskStream;
 use crate::limits::budget::Account;
 
 mod park;
+mod read_size;
 mod release;
 mod settings;
 
 pub(crate) use park::ParkedSocket;
 pub(crate) use settings::websocket_config;
+use settings::{TLS_WRITE_LIMIT, WRITE_AHEAD};
 
 /// A server-side WebSocket owned by one task, with the async operations a session needs.
 pub(crate) struct Socket {
@@ -47,20 +49,9 @@ pub(crate) struct Socket {
     /// The fewest bytes the messages read so far can have taken on the wire; equal to what
     /// the stream has given tungstenite only when tungstenite holds nothing unparsed.
     parsed: u64,
+    /// The read size this connection's messages call for (see `read_size`).
+    read_sizing: read_size::ReadSizing,
 }
-
-/// Replies are collected up to this many bytes before they are written to the socket; a batch
-/// of replies is written out at its end in any case.
-const WRITE_AHEAD: usize = 64 * 1024;
-
-/// How much ciphertext rustls may hold unsent, and so how much plaintext one write hands it.
-/// rustls's default (64 KiB) split every write of one 64 KiB message plus its header in two:
-/// the header's few bytes over went out as a TLS record and a system call of their own.
-/// Twice [`WRITE_AHEAD`] takes a batch that crossed it by up to a 64 KiB frame in one
-/// write (pipelined 64 KiB over `wss://`: 11% less server CPU per message, one `writev`
-/// per message instead of two). The cost is a client that stops reading leaving up to this
-/// much ciphertext rather than 64 KiB in rustls.
-const TLS_WRITE_LIMIT: usize = 2 * WRITE_AHEAD;
 
 /// Whether tungstenite's error only says the socket could not take or give more yet.
 fn is_would_block(error: &Error) -> bool {
@@ -109,6 +100,7 @@ impl Socket {
             drained: false,
             flushed: true,
             parsed: 0,
+            read_sizing: read_size::ReadSizing::default(),
         }
     }
 
@@ -132,7 +124,7 @@ impl Socket {
             Poll::Pending => {
                 self.drained = true;
                 if self.flushed {
-                    self.release_if_quiet();
+                    self.rebuild_if_quiet();
                 }
                 Poll::Pending
             }
@@ -141,6 +133,7 @@ impl Socket {
                 self.flushed = false;
                 self.parsed += release::least_wire_bytes(&message);
                 if message.is_text() || message.is_binary() {
+                    self.read_sizing.saw(message.len());
                     self.websocket.get_mut().account.message_done();
                 }
                 Poll::Ready(Some(Ok(message)))
@@ -265,7 +258,7 @@ impl Socket {
         if flushed.is_ok() {
             self.flushed = true;
             if self.drained {
-                self.release_if_quiet();
+                self.rebuild_if_quiet();
             }
         }
         Poll::Ready(closed_is_done(flushed))

@@ -1,4 +1,5 @@
-//! Giving tungstenite's large read buffer back once a connection goes quiet.
+//! Giving tungstenite's large read buffer back once a connection goes quiet, and changing
+//! its read size (see `read_size`) at the same kind of moment.
 //!
 //! tungstenite reads each frame into one buffer as large as the frame, and keeps that
 //! buffer's capacity for as long as the connection lives: a client that sent one 40 MiB
@@ -61,14 +62,22 @@ impl Socket {
     }
 
     /// After a flush that wrote everything, on a connection whose last read found nothing:
-    /// rebuilds the `WebSocket` with small buffers if tungstenite holds a large one and
-    /// nothing else, and gives the connection's charge back to the memory budget.
-    pub(super) fn release_if_quiet(&mut self) {
-        let account = &self.websocket.get_ref().account;
-        if !account.holds_at_least(RELEASE_FROM) || !self.holds_only_an_open_connection() {
+    /// rebuilds the `WebSocket` if tungstenite holds a large buffer and nothing else, or if
+    /// the connection's messages call for another read size (see `read_size`), and gives
+    /// the connection's charge back to the memory budget.
+    pub(super) fn rebuild_if_quiet(&mut self) {
+        let read_size = self.read_sizing.wanted();
+        let holds_large = self
+            .websocket
+            .get_ref()
+            .account
+            .holds_at_least(RELEASE_FROM);
+        if !holds_large && read_size == self.websocket.get_config().read_buffer_size
+            || !self.holds_only_an_open_connection()
+        {
             return;
         }
-        let config = *self.websocket.get_config();
+        let config = self.websocket.get_config().read_buffer_size(read_size);
         // Neither call can panic short of running out of memory, which aborts anyway.
         replace_with::replace_with_or_abort(&mut self.websocket, |websocket| {
             WebSocket::from_partially_read(
