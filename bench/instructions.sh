@@ -5,8 +5,11 @@
 # only the server's own instructions, not the kernel's, and says nothing about cache misses:
 # bench/run.sh remains the measure of speed.
 #
-# usage: bench/instructions.sh [SCENARIO]   (echo64 | pipe1k | pipe64k; default echo64)
-# Prints one line per server: the TCP ceiling, wsecho --mode raw, wsecho's default mode.
+# usage: bench/instructions.sh [SCENARIO]   (echo64 | pipe1k | pipe64k | fanout | fanout10;
+# default echo64)
+# Prints one line per server: the TCP ceiling, wsecho --mode raw, wsecho's default mode; for
+# the fan-out scenarios (one room, 64-byte messages), per delivery: the TCP fan-out ceiling
+# and wsecho --mode broadcast.
 # WSECHO=path/to/another/wsecho measures that build instead, to compare two versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +22,8 @@ case $scenario in
   echo64) load=(--mode echo --connections 64 --size 32) ;;
   pipe1k) load=(--mode pipelined --connections 64 --in-flight 16 --size 1024) ;;
   pipe64k) load=(--mode pipelined --connections 16 --in-flight 4 --size 65536) ;;
+  fanout) load=(--mode fanout --senders 1 --connections 1000 --in-flight 8 --size 64 --path /room) ;;
+  fanout10) load=(--mode fanout --senders 10 --connections 100 --in-flight 8 --size 64 --path /room) ;;
   *) echo "unknown scenario: $scenario" >&2; exit 2 ;;
 esac
 work=$(mktemp -d)
@@ -48,15 +53,28 @@ measure() {
   python3 - "$name" "$work" <<'EOF'
 import glob, json, sys
 name, work = sys.argv[1], sys.argv[2]
-messages = json.load(open(f"{work}/{name}.json"))["messages"]
+result = json.load(open(f"{work}/{name}.json"))
+# Fan-out counts deliveries (one message to one member), the others messages.
+unit = "delivery" if "deliveries" in result else "message"
+messages = result["deliveries"] if unit == "delivery" else result["messages"]
 # The dump after --zero holds what ran since; take the newest dump file.
 dumps = sorted(glob.glob(f"{work}/{name}.out.*"), key=lambda p: int(p.rsplit(".", 1)[1]))
 total = next(int(l.split()[1]) for l in open(dumps[-1]) if l.startswith(("summary:", "totals:")))
-print(f"{name:<28} {total // messages:>8} instructions/message ({messages} messages)")
+print(f"{name:<28} {total // messages:>8} instructions/{unit} ({messages} counted)")
 EOF
 }
 
-echo "user-space instructions per message, $scenario (callgrind):"
-measure "tokio TCP echo (ceiling)" "--tcp" -- target/release/tcp-echo 0
-measure "wsecho --mode raw" "" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0 --mode raw
-measure "wsecho (default echo mode)" "--welcome" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0
+echo "user-space instructions, $scenario (callgrind):"
+case $scenario in
+  fanout*)
+    measure "TCP fan-out (ceiling)" "" -- target/release/fanout-ceiling 0
+    measure "wsecho --mode broadcast" "" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0 \
+      --mode broadcast --welcome "" --max-queue 4096
+    ;;
+  *)
+    measure "tokio TCP echo (ceiling)" "--tcp" -- target/release/tcp-echo 0
+    measure "wsecho --mode raw" "" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0 --mode raw
+    measure "wsecho (default echo mode)" "--welcome" -- "$wsecho" --threads 1 --host 127.0.0.1 \
+      --port 0
+    ;;
+esac

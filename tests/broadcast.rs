@@ -462,3 +462,87 @@ async fn without_history_or_in_an_empty_room_a_joiner_gets_only_live_messages() 
         server.shut_down().await;
     }
 }
+
+/// A member of a room that never goes quiet is woken for nearly every delivery, and still
+/// gets everything else it waits on: the keepalive's pings, its own messages read and sent
+/// to the room, and the shutdown's 1001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_a_room_that_never_goes_quiet_is_pinged_heard_and_told_of_shutdown() {
+    let mut server = TestServer::start(Config {
+        mode: Mode::Broadcast,
+        ping_interval: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await;
+    let mut member = server.connect_welcomed("/busy").await;
+    let mut sender = server.connect_welcomed("/busy").await;
+    eventually("two members in /busy", || async {
+        stats(&server).await.1.get("/busy") == Some(&2)
+    })
+    .await;
+
+    // One message at a time, the next as soon as the sender's own copy is back, until the
+    // server closes; the member's words are passed on when the sender sees them.
+    let (heard, mut member_heard) = tokio::sync::mpsc::unbounded_channel();
+    let flood = tokio::spawn(async move {
+        let mut sequence = 0usize;
+        loop {
+            if sender
+                .send(Message::text(format!("flood {sequence}")))
+                .await
+                .is_err()
+            {
+                return close_frame(&mut sender).await;
+            }
+            loop {
+                match within("the sender's own copy", sender.next()).await {
+                    Some(Ok(Message::Text(text))) if text.starts_with("flood ") => {
+                        assert_eq!(text.as_str(), format!("flood {sequence}"));
+                        break;
+                    }
+                    Some(Ok(Message::Text(text))) => heard.send(text.to_string()).unwrap(),
+                    Some(Ok(Message::Close(frame))) => return frame,
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => panic!("the sender's connection failed: {error}"),
+                    None => return None,
+                }
+            }
+            sequence += 1;
+        }
+    });
+
+    // Pinged in the middle of the flood: messages before the ping and after it.
+    within("a ping in the middle of the flood", async {
+        let (mut before_ping, mut after_ping, mut pinged) = (0, 0, false);
+        while after_ping < 10 {
+            match member.next().await {
+                Some(Ok(Message::Text(_))) if pinged => after_ping += 1,
+                Some(Ok(Message::Text(_))) => before_ping += 1,
+                Some(Ok(Message::Ping(_))) => pinged |= before_ping > 0,
+                other => panic!("expected the flood, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    send_text(&mut member, "the member speaks").await;
+    let said = within("the member's message to reach the room", async {
+        loop {
+            tokio::select! {
+                said = member_heard.recv() => break said,
+                received = member.next() => assert!(
+                    matches!(received, Some(Ok(Message::Text(_) | Message::Ping(_)))),
+                    "expected the flood, got {received:?}"
+                ),
+            }
+        }
+    })
+    .await;
+    assert_eq!(said.as_deref(), Some("the member speaks"));
+
+    server.begin_shutdown();
+    expect_close_code(&mut member, CloseCode::Away).await;
+    let sender_closed = within("the sender's close", flood).await.unwrap();
+    assert_eq!(sender_closed.map(|frame| frame.code), Some(CloseCode::Away));
+    drop(member);
+    server.shut_down().await;
+}

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use tokio::time::{Sleep, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
@@ -28,6 +28,7 @@ use super::{AfterBatch, BATCH, Session};
 use crate::rooms::Rooms;
 use crate::rooms::hub::Membership;
 use crate::sync::shutdown::Shutdown;
+use crate::sync::wake_flag::WakeFlag;
 
 /// What a wait in the broadcast loop ended with.
 enum Wake {
@@ -66,26 +67,41 @@ pub(crate) async fn run(
     // Running while the socket is backed up: the longest a write may wait for room.
     let mut write_deadline: Option<Pin<Box<Sleep>>> = None;
     let mut taken = VecDeque::new();
+    // The room wakes this task for nearly every delivery; everything else it waits on is
+    // polled with this flag's waker, and only after the flag says one of them woke it.
+    let (quiet_sources, quiet_waker) = WakeFlag::new();
     loop {
         let wake = poll_fn(|context| {
-            if shutdown.poll_recv(context).is_ready() {
-                return Poll::Ready(Wake::Shutdown);
-            }
-            if kicked_out.as_mut().poll(context).is_ready() {
-                return Poll::Ready(Wake::Evicted);
+            let quiet_woke = quiet_sources.take(context.waker());
+            let mut quiet_context = Context::from_waker(&quiet_waker);
+            if quiet_woke {
+                if shutdown.poll_recv(&mut quiet_context).is_ready() {
+                    return Poll::Ready(Wake::Shutdown);
+                }
+                if kicked_out.as_mut().poll(&mut quiet_context).is_ready() {
+                    return Poll::Ready(Wake::Evicted);
+                }
             }
             if session.socket.is_evicted_for_memory() {
                 return Poll::Ready(Wake::ShortOfMemory);
             }
+            // Returning before the socket and the timer were polled: they are polled next
+            // time, whichever of them woke the task.
+            let ready = |wake| {
+                if quiet_woke {
+                    quiet_sources.set();
+                }
+                Poll::Ready(wake)
+            };
             if session.socket.is_backed_up() {
                 match session.socket.poll_flush(context) {
                     Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(error)) => return Poll::Ready(Wake::WriteFailed(error)),
+                    Poll::Ready(Err(error)) => return ready(Wake::WriteFailed(error)),
                     Poll::Pending => {
                         let deadline =
                             write_deadline.get_or_insert_with(|| Box::pin(sleep(write_limit)));
                         if deadline.as_mut().poll(context).is_ready() {
-                            return Poll::Ready(Wake::NotReading);
+                            return ready(Wake::NotReading);
                         }
                     }
                 }
@@ -98,13 +114,17 @@ pub(crate) async fn run(
             if !session.socket.is_backed_up()
                 && let Poll::Ready(message) = member.queue.poll_take(context)
             {
-                return Poll::Ready(Wake::Outgoing(message));
+                return ready(Wake::Outgoing(message));
             }
-            if let Poll::Ready(received) = session.socket.poll_next(context) {
-                return Poll::Ready(Wake::Socket(received));
-            }
-            if timer.as_mut().poll(context).is_ready() {
-                return Poll::Ready(Wake::Timer);
+            if quiet_woke {
+                // Either may be ready again at once (the batch reads on with this task's
+                // waker; the timer is reset): both are polled next time.
+                if let Poll::Ready(received) = session.socket.poll_next(&mut quiet_context) {
+                    return ready(Wake::Socket(received));
+                }
+                if timer.as_mut().poll(&mut quiet_context).is_ready() {
+                    return ready(Wake::Timer);
+                }
             }
             Poll::Pending
         })

@@ -843,12 +843,13 @@ async fn fanout(args: Arc<Args>) -> String {
             .map_or(f64::NAN, |micros| *micros as f64 / 1000.0)
     };
     format!(
-        "{{\"mode\":\"fanout\",\"senders\":{},\"receivers\":{},\"size\":{},\"deliveries_per_sec\":{:.0},\
+        "{{\"mode\":\"fanout\",\"senders\":{},\"receivers\":{},\"size\":{},\"deliveries\":{},\"deliveries_per_sec\":{:.0},\
          \"server_us_per_delivery\":{:.3},\"backend_us_per_delivery\":{:.3},\"p50_ms\":{:.3},\
          \"p99_ms\":{:.3},\"out_of_order\":{},\"client_cpu_share\":{:.2}}}",
         args.senders.max(1),
         args.connections,
         args.size,
+        delivered,
         delivered as f64 / window.seconds,
         per_delivery(nodes_cpu),
         per_delivery(window.backend_cpu),
