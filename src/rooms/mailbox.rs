@@ -16,8 +16,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::sync::lock::lock;
 
-/// Queue capacity (messages) kept while the queue is empty; more is given back.
+/// Queue capacity (messages) kept by a member that has gone quiet; more is given back
+/// ([`Mailbox::shrink_if_empty`]).
 const SHRINK_ABOVE: usize = 64;
+
+/// Queue capacity (messages) given back as soon as the queue is empty: a backlog. Below it,
+/// an emptied queue keeps what it grew: the batches of a busy room swing past
+/// [`SHRINK_ABOVE`] all the time, and giving the memory back each time the queue emptied
+/// meant growing it again at the next burst.
+const BACKLOG_ABOVE: usize = 4 * SHRINK_ABOVE;
 
 /// One member's queue, shared by its room (which delivers) and its task (which takes).
 pub(crate) struct Mailbox {
@@ -69,8 +76,7 @@ impl Mailbox {
         match state.messages.pop_front() {
             Some(message) => Poll::Ready(message),
             None => {
-                // A burst that once filled the queue need not keep its memory while idle.
-                if state.messages.capacity() > SHRINK_ABOVE {
+                if state.messages.capacity() > BACKLOG_ABOVE {
                     state.messages.shrink_to(SHRINK_ABOVE);
                 }
                 match &mut state.waiting {
@@ -92,8 +98,27 @@ impl Mailbox {
     /// member's task takes its queue a batch at a time rather than locking per message.
     pub(crate) fn take_up_to(&self, limit: usize, taken: &mut VecDeque<Message>) {
         let mut state = lock(&self.state);
+        if taken.is_empty()
+            && state.messages.len() <= limit
+            && state.messages.capacity() <= BACKLOG_ABOVE
+        {
+            // All of it, the usual case: the two queues change places, no message moves.
+            std::mem::swap(&mut state.messages, taken);
+            return;
+        }
         let count = limit.min(state.messages.len());
         taken.extend(state.messages.drain(..count));
+    }
+
+    /// Gives back what bursts grew, of this queue if it is empty and of `taken` (the
+    /// taker's batch, empty between batches, which [`Mailbox::take_up_to`] trades queues
+    /// with): for a quiet moment, such as the member's keepalive timer.
+    pub(crate) fn shrink_if_empty(&self, taken: &mut VecDeque<Message>) {
+        taken.shrink_to(SHRINK_ABOVE);
+        let mut state = lock(&self.state);
+        if state.messages.is_empty() {
+            state.messages.shrink_to(SHRINK_ABOVE);
+        }
     }
 
     /// Puts back, ahead of everything queued since, messages that were taken but could not
@@ -152,6 +177,44 @@ mod tests {
         );
         mailbox.take_up_to(3, &mut taken);
         assert_eq!(taken, ["b", "c", "d"].map(Message::text));
+    }
+
+    /// The capacity of the member's queue and of its batch.
+    fn capacities(mailbox: &Mailbox, taken: &VecDeque<Message>) -> (usize, usize) {
+        (lock(&mailbox.state).messages.capacity(), taken.capacity())
+    }
+
+    #[test]
+    fn an_emptied_queue_keeps_a_batchs_memory_gives_a_backlogs_back_and_shrinks_when_quiet() {
+        let mailbox = Mailbox::new(10_000);
+        let mut taken = VecDeque::new();
+        let mut context = Context::from_waker(Waker::noop());
+        let mut batch = |count: usize, taken: &mut VecDeque<Message>| {
+            for _ in 0..count {
+                assert!(mailbox.deliver(Message::text("m")).is_ok());
+            }
+            while taken.len() < count {
+                mailbox.take_up_to(count, taken);
+            }
+            assert_eq!(taken.len(), count);
+            taken.clear();
+            assert!(mailbox.poll_take(&mut context).is_pending());
+        };
+        batch(3 * SHRINK_ABOVE, &mut taken);
+        batch(3 * SHRINK_ABOVE, &mut taken);
+        let (queue, batch_queue) = capacities(&mailbox, &taken);
+        assert!(
+            queue >= 3 * SHRINK_ABOVE && batch_queue >= 3 * SHRINK_ABOVE,
+            "ordinary batches keep their memory: {queue} and {batch_queue}"
+        );
+        batch(10 * BACKLOG_ABOVE, &mut taken);
+        assert!(
+            capacities(&mailbox, &taken).0 <= BACKLOG_ABOVE,
+            "a backlog's is given back"
+        );
+        mailbox.shrink_if_empty(&mut taken);
+        let (queue, batch_queue) = capacities(&mailbox, &taken);
+        assert!(queue <= SHRINK_ABOVE && batch_queue <= SHRINK_ABOVE);
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub(crate) async fn run(
                 }
             }
             Wake::Timer => {
+                member.queue.shrink_if_empty(&mut taken);
                 session.on_timer(timer.as_mut())?;
                 session.flush_now().await?;
             }
