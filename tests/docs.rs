@@ -41,8 +41,8 @@ fn the_readme_fits_on_a_few_screens_and_sets_up_with_two_commands() {
     );
 }
 
-#[test]
-fn every_link_to_a_file_of_the_repository_leads_to_one() {
+/// README.md and every page in `docs/`.
+fn pages() -> Vec<String> {
     let mut pages = vec!["README.md".to_owned()];
     for entry in std::fs::read_dir(Path::new(ROOT).join("docs")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
@@ -50,6 +50,12 @@ fn every_link_to_a_file_of_the_repository_leads_to_one() {
             pages.push(format!("docs/{name}"));
         }
     }
+    pages
+}
+
+#[test]
+fn every_link_to_a_file_of_the_repository_leads_to_one() {
+    let pages = pages();
     let mut broken = Vec::new();
     for page in &pages {
         let text = read(page);
@@ -66,4 +72,37 @@ fn every_link_to_a_file_of_the_repository_leads_to_one() {
         }
     }
     assert!(broken.is_empty(), "links to missing files: {broken:#?}");
+}
+
+/// A path of the repository named in code (`src/...`, `bench/...`, `tests/...`), as a reader
+/// would look it up: what follows it (a command's arguments, a sentence's comma) is not part
+/// of it. The code has moved between folders before, and the pages have to follow it. What
+/// a run writes (ignored by git, such as the browser tests' screenshots) need not be there.
+#[test]
+fn every_file_a_page_names_in_code_exists() {
+    let written_by_runs: Vec<String> = read(".gitignore")
+        .lines()
+        .map(|line| line.trim().trim_start_matches('/').to_owned())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    let mut missing = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        for span in text.split('`').skip(1).step_by(2) {
+            let Some(path) = span.split_whitespace().next() else {
+                continue;
+            };
+            let path = path.trim_end_matches([',', '.', ':', ';', ')']);
+            let in_repository = ["src/", "bench/", "tests/", "docs/", ".ci/"]
+                .iter()
+                .any(|folder| path.starts_with(folder));
+            let written_by_a_run = written_by_runs
+                .iter()
+                .any(|ignored| path.starts_with(ignored.as_str()));
+            if in_repository && !written_by_a_run && !Path::new(ROOT).join(path).exists() {
+                missing.push(format!("{page}: {path}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "pages name files that are not there: {missing:#?}");
 }
