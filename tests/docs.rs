@@ -104,5 +104,8 @@ fn every_file_a_page_names_in_code_exists() {
             }
         }
     }
-    assert!(missing.is_empty(), "pages name files that are not there: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "pages name files that are not there: {missing:#?}"
+    );
 }

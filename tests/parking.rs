@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A connection parks between one and two seconds after its last message (see
@@ -136,5 +136,37 @@ async fn a_parked_client_that_closes_gets_its_close_answered() {
             && metric(&server, "wsecho_websocket_connections{mode=\"raw\"}").await == 0.0
     })
     .await;
+    server.shut_down().await;
+}
+
+/// A new raw connection with nothing to send parks straight after its handshake, unless
+/// its client has already spoken: a first message in the same write as the upgrade
+/// request is answered at once, and each connection is parked once it is quiet.
+#[tokio::test]
+async fn a_message_sent_with_the_upgrade_request_is_answered_before_the_connection_parks() {
+    let server = raw_server().await;
+    let mut request = UPGRADE_REQUEST.as_bytes().to_vec();
+    request.extend(frame(0x1, b"spoke first", MASK));
+    let mut eager = TcpStream::connect(server.addr).await.unwrap();
+    write(&mut eager, &request).await;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        within("the 101 response", eager.read_exact(&mut byte))
+            .await
+            .unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let answer = read_server_frame(&mut eager).await.expect("the echo");
+    assert_eq!(answer, (0x1, b"spoke first".to_vec()));
+    let mut silent = raw_websocket(server.addr).await;
+    eventually("both connections parked", || async {
+        parked(&server).await == 2.0
+    })
+    .await;
+    write(&mut silent, &frame(0x2, b"late", MASK)).await;
+    let answer = read_server_frame(&mut silent).await.expect("the echo");
+    assert_eq!(answer, (0x2, b"late".to_vec()));
     server.shut_down().await;
 }

@@ -60,7 +60,10 @@ pub(crate) fn serve<'a>(
         let mut keepalive = Keepalive::new(config.ping_interval, config.ping_timeout);
         let mut fresh = true;
         loop {
-            {
+            // A new connection with no welcome to send has nothing to do until its client
+            // speaks: it parks at once, without running the echo loop for nothing.
+            let nothing_to_do = fresh && welcome.is_none() && socket.is_unused();
+            if !nothing_to_do {
                 let (outcome, kept) = Box::pin(async {
                     let mut session =
                         Session::resumed(&mut socket, peer, config, metrics, keepalive);
@@ -75,6 +78,7 @@ pub(crate) fn serve<'a>(
                     return (socket, end);
                 }
             }
+            fresh = false;
             let parked = match socket.park() {
                 Ok(parked) => parked,
                 Err(unparked) => {

@@ -34,15 +34,24 @@ impl Socket {
         )
     }
 
-    /// Whether parking now would lose nothing: the last read found the socket empty,
-    /// everything written has gone out, and tungstenite holds nothing but an open
+    /// Whether nothing has gone through the connection since it was made: not a byte read
+    /// (none came with the handshake either) and nothing queued. Such a socket need not be
+    /// read before it parks: whatever the client has sent since is waiting in the kernel,
+    /// and makes the parked socket readable at once.
+    pub(crate) fn is_unused(&self) -> bool {
+        let stream = self.websocket.get_ref();
+        stream.read_total == 0 && self.flushed && stream.outbox.queued() == 0
+    }
+
+    /// Whether parking now would lose nothing: the last read found the socket empty (or
+    /// it is unused), everything written has gone out, and tungstenite holds nothing but an open
     /// connection (the test `release` makes). A connection the memory budget is holding
     /// back is left as it is.
     pub(crate) fn is_quiet(&self) -> bool {
         self.can_park()
             && !self.ended
             && !self.backed_up
-            && self.drained
+            && (self.drained || self.is_unused())
             && self.flushed
             && !self.websocket.get_ref().account.is_paused()
             && self.holds_only_an_open_connection()
