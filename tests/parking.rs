@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// A connection parks between one and two seconds after its last message (see
@@ -149,15 +149,7 @@ async fn a_message_sent_with_the_upgrade_request_is_answered_before_the_connecti
     request.extend(frame(0x1, b"spoke first", MASK));
     let mut eager = TcpStream::connect(server.addr).await.unwrap();
     write(&mut eager, &request).await;
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        within("the 101 response", eager.read_exact(&mut byte))
-            .await
-            .unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    read_101(&mut eager).await;
     let answer = read_server_frame(&mut eager).await.expect("the echo");
     assert_eq!(answer, (0x1, b"spoke first".to_vec()));
     let mut silent = raw_websocket(server.addr).await;

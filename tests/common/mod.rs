@@ -290,6 +290,13 @@ pub async fn upgrade_by_hand(stream: TcpStream) -> TcpStream {
 pub async fn upgrade_by_hand_to(mut stream: TcpStream, target: &str) -> TcpStream {
     let request = UPGRADE_REQUEST.replacen("GET / ", &format!("GET {target} "), 1);
     stream.write_all(request.as_bytes()).await.unwrap();
+    read_101(&mut stream).await;
+    stream
+}
+
+/// Reads the server's response head, byte by byte so that nothing after it is taken, and
+/// checks that it is a 101.
+pub async fn read_101(stream: &mut TcpStream) {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8];
@@ -303,7 +310,6 @@ pub async fn upgrade_by_hand_to(mut stream: TcpStream, target: &str) -> TcpStrea
         "{}",
         String::from_utf8_lossy(&head)
     );
-    stream
 }
 
 /// Wraps a stream whose handshake was done by hand in a WebSocket client, to read what the
