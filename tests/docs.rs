@@ -109,3 +109,44 @@ fn every_file_a_page_names_in_code_exists() {
         "pages name files that are not there: {missing:#?}"
     );
 }
+
+/// The README's layout table names every module of each folder it lists: a newcomer finds
+/// a file by its row, and a file added to a folder must be added to the row too.
+#[test]
+fn the_layout_table_names_every_module_of_its_folders() {
+    let readme = read("README.md");
+    let mut unnamed = Vec::new();
+    for row in readme.lines().filter(|line| line.starts_with("| `")) {
+        let folders: Vec<&str> = row
+            .split('|')
+            .nth(1)
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| name.ends_with('/'))
+            .collect();
+        let named: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+        for folder in folders {
+            let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join("src").join(folder)) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry.unwrap();
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let module = match file.strip_suffix(".rs") {
+                    Some("mod") => continue,
+                    Some(stem) => stem.to_owned(),
+                    None => format!("{file}/"),
+                };
+                if !named.contains(&module.as_str()) {
+                    unnamed.push(format!("src/{folder}{file}"));
+                }
+            }
+        }
+    }
+    assert!(
+        unnamed.is_empty(),
+        "the README's layout table leaves out: {unnamed:#?}"
+    );
+}
