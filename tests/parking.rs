@@ -139,9 +139,10 @@ async fn a_parked_client_that_closes_gets_its_close_answered() {
     server.shut_down().await;
 }
 
-/// A new raw connection with nothing to send parks straight after its handshake, unless
-/// its client has already spoken: a first message in the same write as the upgrade
-/// request is answered at once, and each connection is parked once it is quiet.
+/// A new raw connection parks without having been read (raw mode sends no welcome), so a
+/// client that has already spoken must not be parked on: a first message in the same write
+/// as the upgrade request is answered, a silent connection parks and answers when it
+/// speaks, and both end up parked once quiet.
 #[tokio::test]
 async fn a_message_sent_with_the_upgrade_request_is_answered_before_the_connection_parks() {
     let server = raw_server().await;
