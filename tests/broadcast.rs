@@ -546,3 +546,77 @@ async fn a_member_of_a_room_that_never_goes_quiet_is_pinged_heard_and_told_of_sh
     drop(member);
     server.shut_down().await;
 }
+
+/// A room formats each small message once for all its members, and from 4 KiB on each
+/// member writes it from the shared payload instead: at every length where the frame's
+/// header changes and on both sides of that switch, text (multi-byte UTF-8 too) and binary
+/// reach every member byte for byte, and `/metrics` counts every copy sent.
+#[tokio::test]
+async fn messages_of_every_length_reach_every_member_exactly_and_every_copy_is_counted() {
+    let server = broadcast_server().await;
+    let mut members = vec![
+        server.connect_welcomed("/sizes").await,
+        server.connect_welcomed("/sizes").await,
+    ];
+    eventually("two members", || async {
+        stats(&server).await.1.get("/sizes") == Some(&2)
+    })
+    .await;
+    let mut messages = Vec::new();
+    for length in [0, 1, 125, 126, 127, 4095, 4096, 4097, 65535, 65536, 70_000] {
+        messages.push(Message::binary(vec![(length % 251) as u8; length]));
+        // Text of the same length in bytes, ending in a two-byte character where it fits.
+        let text = match length {
+            0 | 1 => "x".repeat(length),
+            _ => format!("{}é", "x".repeat(length - 2)),
+        };
+        messages.push(Message::text(text));
+    }
+    for message in &messages {
+        within("send", members[0].send(message.clone()))
+            .await
+            .unwrap();
+        for member in &mut members {
+            assert_eq!(
+                &next_message(member).await,
+                message,
+                "{} bytes",
+                message.len()
+            );
+        }
+    }
+    drop(members);
+    let scrape = || async { String::from_utf8(get(server.addr, "/metrics").await.body).unwrap() };
+    eventually("both sessions to end", || async {
+        sample(
+            &scrape().await,
+            "wsecho_websocket_connections{mode=\"broadcast\"}",
+        ) == 0.0
+    })
+    .await;
+    let metrics = scrape().await;
+    let welcome = "Welcome to the WebSocket server!".len();
+    let (texts, binaries): (Vec<_>, Vec<_>) = messages.iter().partition(|m| m.is_text());
+    let bytes = |of: &[&Message]| of.iter().map(|m| m.len()).sum::<usize>() as f64;
+    for (name, value) in [
+        (
+            "wsecho_messages_sent_total{type=\"text\"}",
+            2.0 * (1 + texts.len()) as f64,
+        ),
+        (
+            "wsecho_message_bytes_sent_total{type=\"text\"}",
+            2.0 * (welcome as f64 + bytes(&texts)),
+        ),
+        (
+            "wsecho_messages_sent_total{type=\"binary\"}",
+            2.0 * binaries.len() as f64,
+        ),
+        (
+            "wsecho_message_bytes_sent_total{type=\"binary\"}",
+            2.0 * bytes(&binaries),
+        ),
+    ] {
+        assert_eq!(sample(&metrics, name), value, "{name}");
+    }
+    server.shut_down().await;
+}

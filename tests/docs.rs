@@ -110,15 +110,16 @@ fn every_file_a_page_names_in_code_exists() {
     );
 }
 
-/// The README's layout table names every module of each folder in its first column (the
-/// folders nested inside those, named in the second column, are not checked): a newcomer
-/// finds a file by its row, and a file added to such a folder must be added to the row too.
+/// The README's layout table names every module of each folder it lists, in its first
+/// column or (a folder inside one of those) in its second: a newcomer finds a file by its
+/// row, and a file added to such a folder must be added to the row too.
 #[test]
 fn the_layout_table_names_every_module_of_its_folders() {
     let readme = read("README.md");
     let mut unnamed = Vec::new();
     for row in readme.lines().filter(|line| line.starts_with("| `")) {
-        let folders: Vec<&str> = row
+        let named: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+        let top: Vec<String> = row
             .split('|')
             .nth(1)
             .unwrap_or_default()
@@ -126,10 +127,17 @@ fn the_layout_table_names_every_module_of_its_folders() {
             .skip(1)
             .step_by(2)
             .filter(|name| name.ends_with('/'))
+            .map(str::to_owned)
             .collect();
-        let named: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+        let nested = top.iter().flat_map(|parent| {
+            named
+                .iter()
+                .filter(|name| name.ends_with('/') && **name != parent.as_str())
+                .map(move |name| format!("{parent}{name}"))
+        });
+        let folders: Vec<String> = top.iter().cloned().chain(nested).collect();
         for folder in folders {
-            let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join("src").join(folder)) else {
+            let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join("src").join(&folder)) else {
                 continue;
             };
             for entry in entries {

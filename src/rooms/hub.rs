@@ -3,10 +3,10 @@
 //! A room is the set of clients that connected with the same URL path. Each member has a
 //! bounded queue of messages waiting to be written to its socket. Broadcasting takes the
 //! room's lock once per message (not per receiver, and never across an `.await`), puts a
-//! clone of the message in every member's queue (a clone of `Bytes` only bumps a reference
-//! count, so the payload is never copied), and never waits: a member whose queue is full is
-//! evicted on the spot, so a slow reader cannot hold up the sender, the room or the server's
-//! memory. Taking the lock per message also fixes one order for the room: every member sees
+//! clone of the message in every member's queue (formatted once for all of them, see
+//! `delivery`; a clone only bumps a reference count), and never waits: a member whose queue
+//! is full is evicted on the spot, so a slow reader cannot hold up the sender, the room or
+//! the server's memory. Taking the lock per message also fixes one order for the room: every member sees
 //! messages in the order the room received them.
 //!
 //! With `--history N` a room also keeps its last N messages (clones again, so the payloads
@@ -22,6 +22,7 @@ use log::info;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::delivery::Delivery;
 use super::mailbox::Mailbox;
 use crate::observe::escape::Escaped;
 use crate::sync::lock::lock;
@@ -51,7 +52,7 @@ struct Members {
     /// The room's latest messages, oldest first, at most [`Hub::history`]. Kept under the
     /// same lock as the members, so a joining member's replay ends exactly where its live
     /// messages begin.
-    history: VecDeque<Message>,
+    history: VecDeque<Delivery>,
 }
 
 /// The room's side of one member.
@@ -73,16 +74,17 @@ impl Room {
     /// Puts `message` in every member's queue and in the history. Never waits; a member
     /// whose queue is full is evicted and its task told so.
     fn deliver(&self, message: &Message, history: usize) {
+        let delivery = Delivery::new(message);
         let mut members = lock(&self.members);
         if history > 0 {
             if members.history.len() == history {
                 members.history.pop_front();
             }
-            members.history.push_back(message.clone());
+            members.history.push_back(delivery.clone());
         }
         members
             .by_id
-            .retain(|_, member| match member.queue.deliver(message.clone()) {
+            .retain(|_, member| match member.queue.deliver(delivery.clone()) {
                 Ok(()) => true,
                 Err(_full) => {
                     member.eviction.evicted.store(true, Ordering::Release);
@@ -102,9 +104,9 @@ fn history_notice(count: usize) -> Message {
 }
 
 /// A joining member's replay: the notice if it asked for one, then the room's history.
-fn replay(history: &VecDeque<Message>, notice: bool) -> impl Iterator<Item = Message> + '_ {
+fn replay(history: &VecDeque<Delivery>, notice: bool) -> impl Iterator<Item = Delivery> + '_ {
     notice
-        .then(|| history_notice(history.len()))
+        .then(|| Delivery::from(history_notice(history.len())))
         .into_iter()
         .chain(history.iter().cloned())
 }
@@ -219,7 +221,7 @@ impl Hub {
         };
         let mut members = lock(&room.members);
         let skip = messages.len().saturating_sub(self.history);
-        members.history = messages.into_iter().skip(skip).collect();
+        members.history = messages.iter().skip(skip).map(Delivery::new).collect();
         let members = &*members;
         for member in members.by_id.values() {
             member

@@ -12,8 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
-use tokio_tungstenite::tungstenite::Message;
-
+use super::delivery::Delivery;
 use crate::sync::lock::lock;
 
 /// Queue capacity (messages) kept by a member that has gone quiet; more is given back
@@ -33,7 +32,7 @@ pub(crate) struct Mailbox {
 }
 
 struct State {
-    messages: VecDeque<Message>,
+    messages: VecDeque<Delivery>,
     /// The member's task, while it waits for a message.
     waiting: Option<Waker>,
 }
@@ -54,7 +53,7 @@ impl Mailbox {
     }
 
     /// Queues `message`, waking the member's task if it was waiting for one.
-    pub(crate) fn deliver(&self, message: Message) -> Result<(), Full> {
+    pub(crate) fn deliver(&self, message: Delivery) -> Result<(), Full> {
         let waiting = {
             let mut state = lock(&self.state);
             if state.messages.len() >= self.capacity {
@@ -71,7 +70,7 @@ impl Mailbox {
 
     /// The oldest message, or `Pending` with the task's waker left to be woken by the next
     /// delivery.
-    pub(crate) fn poll_take(&self, context: &mut Context<'_>) -> Poll<Message> {
+    pub(crate) fn poll_take(&self, context: &mut Context<'_>) -> Poll<Delivery> {
         let mut state = lock(&self.state);
         match state.messages.pop_front() {
             Some(message) => Poll::Ready(message),
@@ -90,13 +89,13 @@ impl Mailbox {
 
     /// Queues `messages` for a member that has not started taking yet (a room's history),
     /// whatever the capacity: `--history` is checked against `--max-queue` at start.
-    pub(crate) fn preload(&self, messages: impl IntoIterator<Item = Message>) {
+    pub(crate) fn preload(&self, messages: impl IntoIterator<Item = Delivery>) {
         lock(&self.state).messages.extend(messages);
     }
 
     /// Moves up to `limit` of the oldest messages into `taken`, under one lock: a busy
     /// member's task takes its queue a batch at a time rather than locking per message.
-    pub(crate) fn take_up_to(&self, limit: usize, taken: &mut VecDeque<Message>) {
+    pub(crate) fn take_up_to(&self, limit: usize, taken: &mut VecDeque<Delivery>) {
         let mut state = lock(&self.state);
         if taken.is_empty()
             && state.messages.len() <= limit
@@ -113,7 +112,7 @@ impl Mailbox {
     /// Gives back what bursts grew, of this queue if it is empty and of `taken` (the
     /// taker's batch, empty between batches, which [`Mailbox::take_up_to`] trades queues
     /// with): for a quiet moment, such as the member's keepalive timer.
-    pub(crate) fn shrink_if_empty(&self, taken: &mut VecDeque<Message>) {
+    pub(crate) fn shrink_if_empty(&self, taken: &mut VecDeque<Delivery>) {
         taken.shrink_to(SHRINK_ABOVE);
         let mut state = lock(&self.state);
         if state.messages.is_empty() {
@@ -123,7 +122,7 @@ impl Mailbox {
 
     /// Puts back, ahead of everything queued since, messages that were taken but could not
     /// be written yet: they wait, and count towards the capacity, as if never taken.
-    pub(crate) fn put_back(&self, unsent: &mut VecDeque<Message>) {
+    pub(crate) fn put_back(&self, unsent: &mut VecDeque<Delivery>) {
         if unsent.is_empty() {
             return;
         }
@@ -138,21 +137,22 @@ impl Mailbox {
 mod tests {
     use super::*;
     use crate::sync::counting_waker::CountingWaker;
+    use tokio_tungstenite::tungstenite::Message;
 
     #[test]
     fn messages_come_out_in_order_and_a_full_queue_refuses_more() {
         let mailbox = Mailbox::new(2);
-        assert!(mailbox.deliver(Message::text("one")).is_ok());
-        assert!(mailbox.deliver(Message::text("two")).is_ok());
-        assert!(mailbox.deliver(Message::text("three")).is_err());
+        assert!(mailbox.deliver(text("one")).is_ok());
+        assert!(mailbox.deliver(text("two")).is_ok());
+        assert!(mailbox.deliver(text("three")).is_err());
         let mut taken = VecDeque::new();
         mailbox.take_up_to(1, &mut taken);
-        assert_eq!(taken, [Message::text("one")]);
-        assert!(mailbox.deliver(Message::text("three")).is_ok());
+        assert_eq!(taken, [text("one")]);
+        assert!(mailbox.deliver(text("three")).is_ok());
         mailbox.take_up_to(5, &mut taken);
         assert_eq!(
             taken,
-            ["one", "two", "three"].map(Message::text),
+            ["one", "two", "three"].map(text),
             "a batch takes what is queued, oldest first"
         );
         mailbox.take_up_to(5, &mut taken);
@@ -162,25 +162,30 @@ mod tests {
     #[test]
     fn messages_put_back_come_out_first_and_count_towards_the_capacity() {
         let mailbox = Mailbox::new(3);
-        for text in ["a", "b", "c"] {
-            assert!(mailbox.deliver(Message::text(text)).is_ok());
+        for letter in ["a", "b", "c"] {
+            assert!(mailbox.deliver(text(letter)).is_ok());
         }
         let mut taken = VecDeque::new();
         mailbox.take_up_to(3, &mut taken);
-        assert!(mailbox.deliver(Message::text("d")).is_ok());
+        assert!(mailbox.deliver(text("d")).is_ok());
         taken.pop_front();
         mailbox.put_back(&mut taken);
         assert!(taken.is_empty());
         assert!(
-            mailbox.deliver(Message::text("e")).is_err(),
+            mailbox.deliver(text("e")).is_err(),
             "b, c (put back) and d fill a queue of 3"
         );
         mailbox.take_up_to(3, &mut taken);
-        assert_eq!(taken, ["b", "c", "d"].map(Message::text));
+        assert_eq!(taken, ["b", "c", "d"].map(text));
+    }
+
+    /// A room's text message.
+    fn text(text: &str) -> Delivery {
+        Delivery::from(Message::text(text))
     }
 
     /// The capacity of the member's queue and of its batch.
-    fn capacities(mailbox: &Mailbox, taken: &VecDeque<Message>) -> (usize, usize) {
+    fn capacities(mailbox: &Mailbox, taken: &VecDeque<Delivery>) -> (usize, usize) {
         (lock(&mailbox.state).messages.capacity(), taken.capacity())
     }
 
@@ -189,9 +194,9 @@ mod tests {
         let mailbox = Mailbox::new(10_000);
         let mut taken = VecDeque::new();
         let mut context = Context::from_waker(Waker::noop());
-        let mut batch = |count: usize, taken: &mut VecDeque<Message>| {
+        let mut batch = |count: usize, taken: &mut VecDeque<Delivery>| {
             for _ in 0..count {
-                assert!(mailbox.deliver(Message::text("m")).is_ok());
+                assert!(mailbox.deliver(text("m")).is_ok());
             }
             while taken.len() < count {
                 mailbox.take_up_to(count, taken);
@@ -223,16 +228,13 @@ mod tests {
         let (counter, waker) = CountingWaker::new();
         let mut context = Context::from_waker(&waker);
         assert!(mailbox.poll_take(&mut context).is_pending());
-        for text in ["a", "b", "c"] {
-            assert!(mailbox.deliver(Message::text(text)).is_ok());
+        for letter in ["a", "b", "c"] {
+            assert!(mailbox.deliver(text(letter)).is_ok());
         }
         assert_eq!(counter.wakes(), 1);
-        assert_eq!(
-            mailbox.poll_take(&mut context),
-            Poll::Ready(Message::text("a"))
-        );
+        assert_eq!(mailbox.poll_take(&mut context), Poll::Ready(text("a")));
         // Not waiting any more: nothing to wake.
-        assert!(mailbox.deliver(Message::text("d")).is_ok());
+        assert!(mailbox.deliver(text("d")).is_ok());
         assert_eq!(counter.wakes(), 1);
     }
 }

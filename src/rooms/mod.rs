@@ -4,10 +4,12 @@
 //! (`cluster`), this one included.
 //!
 //! - `hub`: the rooms on this node, their members and their history.
+//! - `delivery`: a room's message as its members are sent it, small ones formatted once.
 //! - `mailbox`: one member's bounded queue of messages waiting to be written.
 //! - `cluster`: rooms shared between nodes through Redis Streams.
 
 pub(crate) mod cluster;
+pub(crate) mod delivery;
 pub(crate) mod hub;
 mod mailbox;
 

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use super::end::End;
 use super::{AfterBatch, BATCH, Session};
 use crate::rooms::Rooms;
+use crate::rooms::delivery::Delivery;
 use crate::rooms::hub::Membership;
 use crate::sync::shutdown::Shutdown;
 use crate::sync::wake_flag::WakeFlag;
@@ -37,7 +38,7 @@ enum Wake {
     /// The socket stayed backed up for the whole write deadline.
     NotReading,
     /// The room has a message for this member, and the socket can take it.
-    Outgoing(Message),
+    Outgoing(Delivery),
     Socket(Option<Result<Message, tungstenite::Error>>),
     Timer,
     /// A write that had waited for room failed.
@@ -169,10 +170,10 @@ pub(crate) async fn run(
 fn write_queued(
     session: &mut Session<'_>,
     member: &Membership,
-    first: Message,
-    taken: &mut VecDeque<Message>,
+    first: Delivery,
+    taken: &mut VecDeque<Delivery>,
 ) -> Result<(), End> {
-    session.send_now(first)?;
+    session.send_delivery(first)?;
     if session.socket.is_backed_up() {
         return Ok(());
     }
@@ -180,11 +181,29 @@ fn write_queued(
     while !session.socket.is_backed_up()
         && let Some(message) = taken.pop_front()
     {
-        if let Err(end) = session.send_now(message) {
+        if let Err(end) = session.send_delivery(message) {
             taken.clear();
             return Err(end);
         }
     }
     member.queue.put_back(taken);
     Ok(())
+}
+
+impl Session<'_> {
+    /// Queues one of the room's messages for the client at once, as
+    /// [`Session::send_now`] does; a formatted frame is appended as it is.
+    fn send_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
+        let frame = match delivery {
+            Delivery::Framed(frame) => frame,
+            Delivery::Whole(message) => return self.send_now(message),
+        };
+        if self.traffic.sent_data(frame.is_text(), frame.payload_len()) {
+            self.traffic.flush(self.metrics);
+        }
+        let bytes = frame.bytes();
+        self.socket
+            .feed_formatted(bytes, || frame.clone().into_message())
+            .map_err(End::from_error)
+    }
 }

@@ -41,11 +41,19 @@ impl Traffic {
 
     /// Counts a data message sent; returns whether it is time to flush.
     pub(crate) fn sent(&mut self, message: &Message) -> bool {
-        if let Some(index) = type_index(message) {
-            self.counts.sent_messages[index] += 1;
-            self.counts.sent_bytes[index] += message.len() as u64;
-            self.pending += 1;
+        match type_index(message) {
+            Some(index) => self.sent_data(index == 0, message.len()),
+            None => self.pending >= Self::FLUSH_EVERY,
         }
+    }
+
+    /// Counts a text (or else binary) message of `len` bytes sent; returns whether it is
+    /// time to flush.
+    pub(crate) fn sent_data(&mut self, text: bool, len: usize) -> bool {
+        let index = usize::from(!text);
+        self.counts.sent_messages[index] += 1;
+        self.counts.sent_bytes[index] += len as u64;
+        self.pending += 1;
         self.pending >= Self::FLUSH_EVERY
     }
 

@@ -159,7 +159,7 @@ async fn run(
             _ = sleep_until(next_tick.unwrap_or(started)), if next_tick.is_some() => Wake::Tick,
             message = poll_fn(|context| room.map_or(std::task::Poll::Pending, |member| {
                 member.queue.poll_take(context)
-            })), if room.is_some() && room_for_delayed => Wake::FromRoom(message),
+            })), if room.is_some() && room_for_delayed => Wake::FromRoom(message.into_message()),
             received = session.socket.next(), if reading => Wake::Received(received),
             _ = keepalive.as_mut() => Wake::Keepalive,
         };

@@ -2,16 +2,14 @@
 //! payloads they carry.
 //!
 //! tungstenite's `write` copies every frame, payload and all, into its write buffer before
-//! the socket sees it: for an echoed 64 KiB message that is a 64 KiB copy per message (6% of
-//! the server's CPU, pipelined 64 KiB), and for a small message the copy is the least of it:
-//! its write path (the message turned into a frame, checked, buffered, formatted) took a
-//! sixth of the server's CPU in a busy broadcast room, run once per member for every
-//! message. Here a data frame's header is formatted by tungstenite's `FrameHeader`; a small
-//! frame is copied with it into one buffer, and a large one is queued as that header beside
-//! its payload's `Bytes` (the received message's own, or the room's shared one). The queue
-//! goes out in vectored writes: one system call for many frames, and no copy of a large
-//! payload in user space. (Writing small payloads from their own `Bytes` too measured worse:
-//! the kernel's cost per slice is more than the copy.)
+//! the socket sees it (for an echoed 64 KiB message, a 64 KiB copy), and its write path for
+//! a small message (turned into a frame, checked, buffered, formatted) is the larger cost.
+//! Here a data frame's header is formatted by tungstenite's `FrameHeader`; a small frame is
+//! copied with it into one buffer, and a large one is queued as that header beside its
+//! payload's `Bytes` (the received message's own, or the room's shared one). The queue goes
+//! out in vectored writes: one system call for many frames, and no copy of a large payload
+//! in user space. (Writing small payloads from their own `Bytes` measured worse: the
+//! kernel's cost per slice is more than the copy.)
 //!
 //! Control frames (pongs, pings, the close handshake) stay with tungstenite, which owns their
 //! rules, and its writes come through here too ([`Outbox::write_for_tungstenite`]), so that
@@ -22,17 +20,14 @@ use std::io::{self, IoSlice};
 
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-#[cfg(test)]
-use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 
 mod frame;
 
 use frame::{Frame, MAX_HEADER};
 
-/// Payloads from this size on are written from their own `Bytes`; smaller ones are copied.
-/// A large payload held until it is written can keep its read buffer from being reused, which
-/// costs an allocation: more than copying a small one.
+/// Payloads from this size on are written from their own `Bytes`, smaller ones copied: a
+/// payload held until written keeps its read buffer from reuse, an allocation dearer than that.
 const SHARE_FROM: usize = 4 * 1024;
 
 /// Frames handed to one vectored write at most (two slices each).
@@ -61,12 +56,6 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a final frame of `kind` carrying `payload`: a whole message.
-    #[cfg(test)]
-    fn push(&mut self, kind: Data, payload: Bytes) {
-        self.push_frame(OpCode::Data(kind), true, payload);
-    }
-
     /// Queues one frame of a message: `opcode` is the message's kind on its first frame and
     /// `Data::Continue` after; `is_final` on its last (`?fragment=`, `?send_bytes=`).
     #[inline]
@@ -95,6 +84,12 @@ impl Outbox {
             self.shared.push_back(Frame::headerless(copied));
         }
         self.shared.push_back(frame);
+    }
+
+    /// Queues a small frame formatted elsewhere (`rooms::delivery`), copied like one of its own.
+    pub(crate) fn push_formatted(&mut self, frame: &[u8]) {
+        self.copied.extend_from_slice(frame);
+        self.queued += frame.len();
     }
 
     /// Bytes waiting to be written.
@@ -187,6 +182,7 @@ impl Outbox {
 mod tests {
     use super::*;
     use tokio_tungstenite::tungstenite::protocol::frame::Frame as TungsteniteFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 
     /// What tungstenite itself would write for the same frames.
     fn formatted_by_tungstenite(frames: &[(Data, Vec<u8>)]) -> Vec<u8> {
@@ -213,10 +209,20 @@ mod tests {
         ]
     }
 
+    /// Queues `frame`, the `index`-th: every other small one as a frame formatted elsewhere.
+    fn push(outbox: &mut Outbox, index: usize, (kind, payload): &(Data, Vec<u8>)) {
+        if index.is_multiple_of(2) && payload.len() < SHARE_FROM {
+            let frame = (*kind, payload.clone());
+            outbox.push_formatted(&formatted_by_tungstenite(&[frame]));
+        } else {
+            outbox.push_frame(OpCode::Data(*kind), true, Bytes::from(payload.clone()));
+        }
+    }
+
     fn queued(frames: &[(Data, Vec<u8>)]) -> Outbox {
         let mut outbox = Outbox::default();
-        for (kind, payload) in frames {
-            outbox.push(*kind, Bytes::from(payload.clone()));
+        for (index, frame) in frames.iter().enumerate() {
+            push(&mut outbox, index, frame);
         }
         outbox
     }
@@ -246,7 +252,7 @@ mod tests {
             .write_for_tungstenite(&pong, |slices| socket(slices, &mut room, &mut wire))
             .unwrap();
         assert_eq!(written, 2);
-        outbox.push(meanwhile.0, Bytes::from(meanwhile.1.clone()));
+        push(&mut outbox, 1, &meanwhile);
         room = usize::MAX;
         let rest = outbox
             .write_for_tungstenite(&pong[2..], |slices| socket(slices, &mut room, &mut wire))
@@ -312,8 +318,8 @@ mod tests {
             Ok(()) => {}
             Err(error) => assert_eq!(error.kind(), io::ErrorKind::WouldBlock),
         };
-        for (kind, payload) in &frames {
-            outbox.push(*kind, Bytes::from(payload.clone()));
+        for (index, frame) in frames.iter().enumerate() {
+            push(&mut outbox, index, frame);
             attempt(&mut outbox);
         }
         while outbox.queued() > 0 {
