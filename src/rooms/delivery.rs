@@ -9,6 +9,8 @@
 //! each member's outbox writes them from their one shared payload, which a formatted copy
 //! would double.
 
+use std::sync::Arc;
+
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
@@ -17,18 +19,27 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 /// the same size into its write buffer anyway; from it on, it writes them from their payload.
 const FORMAT_BELOW: usize = 4 * 1024;
 
-/// One message of a room, as each member's queue holds it (a clone only bumps a count).
+/// One message of a room, as each member's queue holds it: two words, which a clone copies
+/// and counts once more.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Delivery {
     /// A small text or binary message, formatted as the frame a server sends.
     Framed(FormattedFrame),
     /// Any other message, written by each member's socket.
-    Whole(Message),
+    Whole(Arc<Message>),
 }
 
 /// A final, unmasked text or binary frame, header and payload in one buffer.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct FormattedFrame(Bytes);
+pub(crate) struct FormattedFrame(Arc<Formatted>);
+
+/// The frame, with what a member's socket needs of it without reading its header.
+#[derive(Debug, PartialEq)]
+struct Formatted {
+    frame: Bytes,
+    header_len: u8,
+    text: bool,
+}
 
 impl Delivery {
     /// `message` as a room's members are sent it.
@@ -36,7 +47,7 @@ impl Delivery {
         let (kind, payload): (Data, &[u8]) = match message {
             Message::Text(text) if text.len() < FORMAT_BELOW => (Data::Text, text.as_bytes()),
             Message::Binary(bytes) if bytes.len() < FORMAT_BELOW => (Data::Binary, bytes),
-            other => return Delivery::Whole(other.clone()),
+            other => return Delivery::Whole(Arc::new(other.clone())),
         };
         let header = FrameHeader {
             opcode: OpCode::Data(kind),
@@ -52,14 +63,18 @@ impl Delivery {
         let mut frame = Vec::with_capacity(head_len + payload.len());
         frame.extend_from_slice(&head[..head_len]);
         frame.extend_from_slice(payload);
-        Delivery::Framed(FormattedFrame(Bytes::from(frame)))
+        Delivery::Framed(FormattedFrame(Arc::new(Formatted {
+            frame: Bytes::from(frame),
+            header_len: head_len as u8,
+            text: kind == Data::Text,
+        })))
     }
 
     /// The message itself, for a member that handles messages one by one (test scenarios).
     pub(crate) fn into_message(self) -> Message {
         match self {
             Delivery::Framed(frame) => frame.into_message(),
-            Delivery::Whole(message) => message,
+            Delivery::Whole(message) => Arc::unwrap_or_clone(message),
         }
     }
 }
@@ -73,30 +88,22 @@ impl From<Message> for Delivery {
 impl FormattedFrame {
     /// The frame as it goes on the wire.
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.0.frame
     }
 
     /// Whether it is a text frame (otherwise binary).
     pub(crate) fn is_text(&self) -> bool {
-        self.0[0] & 0x0F == u8::from(OpCode::Data(Data::Text))
+        self.0.text
     }
 
     /// The length of its payload.
     pub(crate) fn payload_len(&self) -> usize {
-        self.0.len() - self.header_len()
-    }
-
-    /// The header's length: payloads below [`FORMAT_BELOW`] have a 7-bit or a 16-bit length.
-    fn header_len(&self) -> usize {
-        match self.0[1] & 0x7F {
-            126 => 4,
-            _ => 2,
-        }
+        self.0.frame.len() - usize::from(self.0.header_len)
     }
 
     /// The message the frame carries.
     pub(crate) fn into_message(self) -> Message {
-        let payload = self.0.slice(self.header_len()..);
+        let payload = self.0.frame.slice(usize::from(self.0.header_len)..);
         if self.is_text() {
             // SAFETY: a text frame is formatted only from a `Message::Text`, valid UTF-8.
             Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload) })
@@ -150,7 +157,7 @@ mod tests {
             Message::binary(vec![0u8; FORMAT_BELOW]),
             Message::Ping(Bytes::from_static(b"p")),
         ] {
-            assert_eq!(Delivery::new(&message), Delivery::Whole(message));
+            assert_eq!(Delivery::new(&message), Delivery::Whole(Arc::new(message)));
         }
     }
 }
