@@ -547,19 +547,26 @@ async fn a_member_of_a_room_that_never_goes_quiet_is_pinged_heard_and_told_of_sh
     server.shut_down().await;
 }
 
-/// A room formats each small message once for all its members, and from 4 KiB on each
-/// member writes it from the shared payload instead: at every length where the frame's
-/// header changes and on both sides of that switch, text (multi-byte UTF-8 too) and binary
-/// reach every member byte for byte, and `/metrics` counts every copy sent.
+/// A room of a few members hands each member the message; a larger room formats each small
+/// message once for all of them, and from 4 KiB on each member writes it from the shared
+/// payload instead. In both, at every length where the frame's header changes and on both
+/// sides of 4 KiB, text (multi-byte UTF-8 too) and binary reach every member byte for byte,
+/// and `/metrics` counts every copy sent.
 #[tokio::test]
 async fn messages_of_every_length_reach_every_member_exactly_and_every_copy_is_counted() {
+    for room_size in [2, 12] {
+        every_length_reaches_every_member(room_size).await;
+    }
+}
+
+async fn every_length_reaches_every_member(room_size: usize) {
     let server = broadcast_server().await;
-    let mut members = vec![
-        server.connect_welcomed("/sizes").await,
-        server.connect_welcomed("/sizes").await,
-    ];
-    eventually("two members", || async {
-        stats(&server).await.1.get("/sizes") == Some(&2)
+    let mut members = Vec::new();
+    for _ in 0..room_size {
+        members.push(server.connect_welcomed("/sizes").await);
+    }
+    eventually("every member in the room", || async {
+        stats(&server).await.1.get("/sizes") == Some(&room_size)
     })
     .await;
     let mut messages = Vec::new();
@@ -572,6 +579,8 @@ async fn messages_of_every_length_reach_every_member_exactly_and_every_copy_is_c
         };
         messages.push(Message::text(text));
     }
+    // One more binary message, so that text and binary counts differ.
+    messages.push(Message::binary(vec![1u8, 2, 3]));
     for message in &messages {
         within("send", members[0].send(message.clone()))
             .await
@@ -587,7 +596,7 @@ async fn messages_of_every_length_reach_every_member_exactly_and_every_copy_is_c
     }
     drop(members);
     let scrape = || async { String::from_utf8(get(server.addr, "/metrics").await.body).unwrap() };
-    eventually("both sessions to end", || async {
+    eventually("every session to end", || async {
         sample(
             &scrape().await,
             "wsecho_websocket_connections{mode=\"broadcast\"}",
@@ -596,27 +605,28 @@ async fn messages_of_every_length_reach_every_member_exactly_and_every_copy_is_c
     .await;
     let metrics = scrape().await;
     let welcome = "Welcome to the WebSocket server!".len();
+    let members = room_size as f64;
     let (texts, binaries): (Vec<_>, Vec<_>) = messages.iter().partition(|m| m.is_text());
     let bytes = |of: &[&Message]| of.iter().map(|m| m.len()).sum::<usize>() as f64;
     for (name, value) in [
         (
             "wsecho_messages_sent_total{type=\"text\"}",
-            2.0 * (1 + texts.len()) as f64,
+            members * (1 + texts.len()) as f64,
         ),
         (
             "wsecho_message_bytes_sent_total{type=\"text\"}",
-            2.0 * (welcome as f64 + bytes(&texts)),
+            members * (welcome as f64 + bytes(&texts)),
         ),
         (
             "wsecho_messages_sent_total{type=\"binary\"}",
-            2.0 * binaries.len() as f64,
+            members * binaries.len() as f64,
         ),
         (
             "wsecho_message_bytes_sent_total{type=\"binary\"}",
-            2.0 * bytes(&binaries),
+            members * bytes(&binaries),
         ),
     ] {
-        assert_eq!(sample(&metrics, name), value, "{name}");
+        assert_eq!(sample(&metrics, name), value, "{name}, {room_size} members");
     }
     server.shut_down().await;
 }

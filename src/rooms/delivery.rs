@@ -5,9 +5,9 @@
 //! the largest share of a delivery when each member did it for itself, and a room of a
 //! thousand members did it a thousand times for the same bytes. uWebSockets formats a published
 //! message once for all the topic's subscribers; here the room does the same, and a member's
-//! socket only appends the frame to what it is about to write. Large messages stay whole:
-//! each member's outbox writes them from their one shared payload, which a formatted copy
-//! would double.
+//! socket only appends the frame to what it is about to write. Large messages stay whole
+//! (each member's outbox writes them from their one shared payload, which a formatted copy
+//! would double), and so do the messages of a room of a few members.
 
 use std::sync::Arc;
 
@@ -19,14 +19,18 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 /// the same size into its write buffer anyway; from it on, it writes them from their payload.
 const FORMAT_BELOW: usize = 4 * 1024;
 
-/// One message of a room, as each member's queue holds it: two words, which a clone copies
-/// and counts once more.
+/// Rooms of at least this many members format a message once for all of them. Formatting it
+/// costs two allocations and a copy, which each member's cheaper write pays back only when
+/// there are several members to write it.
+const FORMAT_FOR_MEMBERS: usize = 8;
+
+/// One message of a room, as each member's queue holds it; a clone only bumps a count.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Delivery {
     /// A small text or binary message, formatted as the frame a server sends.
     Framed(FormattedFrame),
-    /// Any other message, written by each member's socket.
-    Whole(Arc<Message>),
+    /// Any other message, or any message of a small room: written by each member's socket.
+    Whole(Message),
 }
 
 /// A final, unmasked text or binary frame, header and payload in one buffer.
@@ -42,12 +46,13 @@ struct Formatted {
 }
 
 impl Delivery {
-    /// `message` as a room's members are sent it.
-    pub(crate) fn new(message: &Message) -> Self {
-        let (kind, payload): (Data, &[u8]) = match message {
+    /// `message` as the `members` of a room are sent it.
+    pub(crate) fn new(message: Message, members: usize) -> Self {
+        let (kind, payload): (Data, &[u8]) = match &message {
+            _ if members < FORMAT_FOR_MEMBERS => return Delivery::Whole(message),
             Message::Text(text) if text.len() < FORMAT_BELOW => (Data::Text, text.as_bytes()),
             Message::Binary(bytes) if bytes.len() < FORMAT_BELOW => (Data::Binary, bytes),
-            other => return Delivery::Whole(Arc::new(other.clone())),
+            _ => return Delivery::Whole(message),
         };
         let header = FrameHeader {
             opcode: OpCode::Data(kind),
@@ -74,14 +79,8 @@ impl Delivery {
     pub(crate) fn into_message(self) -> Message {
         match self {
             Delivery::Framed(frame) => frame.into_message(),
-            Delivery::Whole(message) => Arc::unwrap_or_clone(message),
+            Delivery::Whole(message) => message,
         }
-    }
-}
-
-impl From<Message> for Delivery {
-    fn from(message: Message) -> Self {
-        Delivery::new(&message)
     }
 }
 
@@ -141,7 +140,7 @@ mod tests {
             Message::binary(vec![7u8; 126]),
             Message::text("x".repeat(FORMAT_BELOW - 1)),
         ] {
-            let Delivery::Framed(frame) = Delivery::new(&message) else {
+            let Delivery::Framed(frame) = Delivery::new(message.clone(), FORMAT_FOR_MEMBERS) else {
                 panic!("{} bytes are formatted", message.len());
             };
             assert_eq!(frame.bytes(), tungstenite_frame(&message));
@@ -152,12 +151,14 @@ mod tests {
     }
 
     #[test]
-    fn large_messages_and_control_frames_stay_whole() {
-        for message in [
-            Message::binary(vec![0u8; FORMAT_BELOW]),
-            Message::Ping(Bytes::from_static(b"p")),
+    fn large_messages_control_frames_and_small_rooms_messages_stay_whole() {
+        for (message, members) in [
+            (Message::binary(vec![0u8; FORMAT_BELOW]), FORMAT_FOR_MEMBERS),
+            (Message::Ping(Bytes::from_static(b"p")), FORMAT_FOR_MEMBERS),
+            (Message::text("a room of a few"), FORMAT_FOR_MEMBERS - 1),
         ] {
-            assert_eq!(Delivery::new(&message), Delivery::Whole(Arc::new(message)));
+            let delivery = Delivery::new(message.clone(), members);
+            assert_eq!(delivery, Delivery::Whole(message));
         }
     }
 }

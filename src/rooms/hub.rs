@@ -73,9 +73,9 @@ pub(crate) struct Eviction {
 impl Room {
     /// Puts `message` in every member's queue and in the history. Never waits; a member
     /// whose queue is full is evicted and its task told so.
-    fn deliver(&self, message: &Message, history: usize) {
-        let delivery = Delivery::new(message);
+    fn deliver(&self, message: Message, history: usize) {
         let mut members = lock(&self.members);
+        let delivery = Delivery::new(message, members.by_id.len());
         if history > 0 {
             if members.history.len() == history {
                 members.history.pop_front();
@@ -106,7 +106,7 @@ fn history_notice(count: usize) -> Message {
 /// A joining member's replay: the notice if it asked for one, then the room's history.
 fn replay(history: &VecDeque<Delivery>, notice: bool) -> impl Iterator<Item = Delivery> + '_ {
     notice
-        .then(|| Delivery::from(history_notice(history.len())))
+        .then(|| Delivery::Whole(history_notice(history.len())))
         .into_iter()
         .chain(history.iter().cloned())
 }
@@ -197,7 +197,7 @@ impl Hub {
 
     /// Delivers `message` to the members of the room called `name`, if it has any here: a
     /// message of the room's that came from elsewhere (another node, through Redis).
-    pub(crate) fn deliver(&self, name: &str, message: &Message) {
+    pub(crate) fn deliver(&self, name: &str, message: Message) {
         let room = lock(&self.rooms).get(name).cloned();
         if let Some(room) = room {
             room.deliver(message, self.history);
@@ -221,7 +221,11 @@ impl Hub {
         };
         let mut members = lock(&room.members);
         let skip = messages.len().saturating_sub(self.history);
-        members.history = messages.iter().skip(skip).map(Delivery::new).collect();
+        members.history = messages
+            .into_iter()
+            .skip(skip)
+            .map(Delivery::Whole)
+            .collect();
         let members = &*members;
         for member in members.by_id.values() {
             member
@@ -259,7 +263,7 @@ impl Membership {
 
     /// Delivers `message` to every member of the room, this one included. Never waits; a
     /// member whose queue is full is evicted and its task told so.
-    pub(crate) fn broadcast(&self, message: &Message) {
+    pub(crate) fn broadcast(&self, message: Message) {
         self.room.deliver(message, self.hub.history);
     }
 

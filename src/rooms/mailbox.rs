@@ -181,7 +181,7 @@ mod tests {
 
     /// A room's text message.
     fn text(text: &str) -> Delivery {
-        Delivery::from(Message::text(text))
+        Delivery::Whole(Message::text(text))
     }
 
     /// The capacity of the member's queue and of its batch.

@@ -86,7 +86,7 @@ impl Rooms {
             // Back to this node, and every other, through the room's stream.
             Some(cluster) => cluster.publish(member.room_name(), message),
             None => {
-                member.broadcast(&message);
+                member.broadcast(message);
                 Ok(())
             }
         }

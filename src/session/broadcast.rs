@@ -18,7 +18,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::time::{Sleep, sleep, sleep_until};
@@ -197,7 +196,7 @@ impl Session<'_> {
     fn send_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
         let frame = match delivery {
             Delivery::Framed(frame) => frame,
-            Delivery::Whole(message) => return self.send_now(Arc::unwrap_or_clone(message)),
+            Delivery::Whole(message) => return self.send_now(message),
         };
         if self.traffic.sent_data(frame.is_text(), frame.payload_len()) {
             self.traffic.flush(self.metrics);

@@ -273,7 +273,7 @@ fn deliver(
             let last = delivered.entry((room.clone(), node)).or_insert(0);
             if sequence >= *last {
                 *last = sequence + 1;
-                hub.deliver(&room, &budget.charge_shared(message));
+                hub.deliver(&room, budget.charge_shared(message));
             }
         }
         if let Some(position) = positions.get_mut(&room) {
