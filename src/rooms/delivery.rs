@@ -1,13 +1,13 @@
-//! A room's message as its members' queues hold it: a small data message is formatted once,
-//! by the room, into the frame every member is sent.
+//! A room's message as its members' queues hold it: in a room of several, a small data
+//! message is formatted once, by the room, into the frame every member is sent.
 //!
 //! Formatting a frame (the header worked out and written, the payload copied behind it) was
 //! the largest share of a delivery when each member did it for itself, and a room of a
-//! thousand members did it a thousand times for the same bytes. uWebSockets formats a published
-//! message once for all the topic's subscribers; here the room does the same, and a member's
-//! socket only appends the frame to what it is about to write. Large messages stay whole
-//! (each member's outbox writes them from their one shared payload, which a formatted copy
-//! would double), and so do the messages of a room of a few members.
+//! thousand members did it a thousand times for the same bytes. uWebSockets formats a
+//! published message once for all the topic's subscribers; here the room does the same, and
+//! a member's socket only appends the frame to what it is about to write. Large messages
+//! stay whole (each member's outbox writes them from their one shared payload, which a
+//! formatted copy would double), and so do the messages of a room of a few members.
 
 use std::sync::Arc;
 

@@ -3,11 +3,11 @@
 //! A room is the set of clients that connected with the same URL path. Each member has a
 //! bounded queue of messages waiting to be written to its socket. Broadcasting takes the
 //! room's lock once per message (not per receiver, and never across an `.await`), puts a
-//! clone of the message in every member's queue (formatted once for all of them, see
-//! `delivery`; a clone only bumps a reference count), and never waits: a member whose queue
-//! is full is evicted on the spot, so a slow reader cannot hold up the sender, the room or
-//! the server's memory. Taking the lock per message also fixes one order for the room: every member sees
-//! messages in the order the room received them.
+//! clone of the message in every member's queue (in a room of several, formatted once for
+//! all of them, see `delivery`; a clone only bumps a reference count), and never waits: a
+//! member whose queue is full is evicted on the spot, so a slow reader cannot hold up the
+//! sender, the room or the server's memory. Taking the lock per message also fixes one order
+//! for the room: every member sees messages in the order the room received them.
 //!
 //! With `--history N` a room also keeps its last N messages (clones again, so the payloads
 //! are shared) and a member who joins finds them in its queue (after a notice saying how

@@ -4,7 +4,7 @@
 //! (`cluster`), this one included.
 //!
 //! - `hub`: the rooms on this node, their members and their history.
-//! - `delivery`: a room's message as its members are sent it, small ones formatted once.
+//! - `delivery`: a room's message as its members are sent it, formatted once in a big room.
 //! - `mailbox`: one member's bounded queue of messages waiting to be written.
 //! - `cluster`: rooms shared between nodes through Redis Streams.
 

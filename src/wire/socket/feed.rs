@@ -11,7 +11,8 @@ use super::{Socket, is_would_block};
 
 impl Socket {
     // The write operations are `poll_fn`s rather than `async fn`s: a session's future holds
-    // the largest state of everything it awaits, and an `async fn` awaiting another stores both.
+    // the largest state of everything it awaits, and an `async fn` awaiting another stores
+    // both.
 
     /// Queues a message, writing out tungstenite's buffer when it is full. Waits only when
     /// an earlier write is still backed up.
