@@ -5,11 +5,12 @@
 # only the server's own instructions, not the kernel's, and says nothing about cache misses:
 # bench/run.sh remains the measure of speed.
 #
-# usage: bench/instructions.sh [SCENARIO]   (echo64 | pipe1k | pipe64k | fanout | fanout10;
-# default echo64)
+# usage: bench/instructions.sh [SCENARIO]   (echo64 | pipe1k | pipe64k | fanout | fanout10 |
+# handshake; default echo64)
 # Prints one line per server: the TCP ceiling, wsecho --mode raw, wsecho's default mode; for
 # the fan-out scenarios (one room, 64-byte messages), per delivery: the TCP fan-out ceiling
-# and wsecho --mode broadcast.
+# and wsecho --mode broadcast; for handshake, per connection opened (accept to 101, 2,000
+# connections held, as the benchmark's idle scenario counts them): wsecho --mode raw.
 # WSECHO=path/to/another/wsecho measures that build instead, to compare two versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ case $scenario in
   pipe64k) load=(--mode pipelined --connections 16 --in-flight 4 --size 65536) ;;
   fanout) load=(--mode fanout --senders 1 --connections 1000 --in-flight 8 --size 64 --path /room) ;;
   fanout10) load=(--mode fanout --senders 10 --connections 100 --in-flight 8 --size 64 --path /room) ;;
+  handshake) load=(--mode idle --sources 4 --connections 2000) ;;
   *) echo "unknown scenario: $scenario" >&2; exit 2 ;;
 esac
 work=$(mktemp -d)
@@ -64,8 +66,43 @@ print(f"{name:<28} {total // messages:>8} instructions/{unit} ({messages} counte
 EOF
 }
 
+# measure_handshakes NAME -- SERVER COMMAND...: counts from the moment the server listens
+# until the load generator has every connection open, so its process start is left out and
+# so are the closes.
+measure_handshakes() {
+  local name=$1
+  shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" >"$work/$name.log" 2>&1 &
+  local pid=$! addr
+  addr=$(listening_address "$work/$name.log" "$name") || exit 1
+  callgrind_control --zero "$pid" >/dev/null 2>&1
+  target/release/loadgen --addr "$addr" "${load[@]}" --mark-opened "$work/$name.opened" \
+    >"$work/$name.json" &
+  local loadgen=$!
+  while [ ! -e "$work/$name.opened" ]; do
+    kill -0 "$loadgen" 2>/dev/null || { echo "the load generator failed" >&2; exit 1; }
+    sleep 0.02
+  done
+  callgrind_control --dump "$pid" >/dev/null 2>&1
+  wait "$loadgen"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  python3 - "$name" "$work" <<'EOF'
+import glob, json, sys
+name, work = sys.argv[1], sys.argv[2]
+opened = json.load(open(f"{work}/{name}.json"))["connections"]
+dumps = sorted(glob.glob(f"{work}/{name}.out.*"), key=lambda p: int(p.rsplit(".", 1)[1]))
+total = next(int(l.split()[1]) for l in open(dumps[-1]) if l.startswith(("summary:", "totals:")))
+print(f"{name:<28} {total // opened:>8} instructions/handshake ({opened} counted)")
+EOF
+}
+
 echo "user-space instructions, $scenario (callgrind):"
 case $scenario in
+  handshake)
+    measure_handshakes "wsecho --mode raw" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0 \
+      --mode raw
+    ;;
   fanout*)
     measure "TCP fan-out (ceiling)" "" -- target/release/fanout-ceiling 0
     measure "wsecho --mode broadcast" "" -- "$wsecho" --threads 1 --host 127.0.0.1 --port 0 \

@@ -64,7 +64,7 @@ mod fuzz {
     /// Parses and routes `bytes` as every mode would; returns the statuses (0: more bytes
     /// needed, or no answer).
     fn statuses(bytes: &[u8]) -> Vec<u16> {
-        let head = match parse_head(bytes) {
+        let head = match parse_head(&bytes::Bytes::copy_from_slice(bytes)) {
             Ok(Some((head, _))) => head,
             Ok(None) => return vec![0],
             Err(error) => {

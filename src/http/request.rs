@@ -2,8 +2,8 @@
 
 use std::io;
 
-use crate::wire::ClientStream;
-use tokio::io::AsyncReadExt;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_tungstenite::tungstenite::http::{self, HeaderName, HeaderValue};
 
 /// Largest request head accepted; a larger one gets `431`. Browsers' heads are well under
@@ -50,8 +50,10 @@ impl std::fmt::Display for HeadError {
 }
 
 /// Reads one request head from `stream`, keeping any bytes that follow it.
-pub(crate) async fn read_request(stream: &mut ClientStream) -> Result<Request, HeadError> {
-    let mut buffer = Vec::with_capacity(1024);
+pub(crate) async fn read_request(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> Result<Request, HeadError> {
+    let mut buffer = BytesMut::with_capacity(1024);
     loop {
         if buffer.len() >= MAX_HEAD_BYTES {
             return Err(HeadError::TooLarge);
@@ -61,20 +63,25 @@ pub(crate) async fn read_request(stream: &mut ClientStream) -> Result<Request, H
         if read == 0 {
             return Err(HeadError::Closed);
         }
-        if let Some((head, head_len)) = parse_head(&buffer)? {
-            let inspected = head.uri().path() == "/inspect"
-                || head
-                    .uri()
-                    .query()
-                    .is_some_and(|query| query.contains("inspect"));
-            let raw_head = inspected.then(|| buffer[..head_len].to_vec());
-            buffer.drain(..head_len);
-            return Ok(Request {
-                head,
-                tail: buffer,
-                raw_head,
-            });
-        }
+        // Frozen, so that the parsed head's target and header values can share these bytes
+        // rather than each being copied into an allocation of its own.
+        let received = buffer.split().freeze();
+        let Some((head, head_len)) = parse_head(&received)? else {
+            buffer = received
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+            continue;
+        };
+        let inspected = head.uri().path() == "/inspect"
+            || head
+                .uri()
+                .query()
+                .is_some_and(|query| query.contains("inspect"));
+        return Ok(Request {
+            raw_head: inspected.then(|| received[..head_len].to_vec()),
+            tail: received[head_len..].to_vec(),
+            head,
+        });
     }
 }
 
@@ -93,8 +100,9 @@ pub(crate) fn header_lines(raw_head: &[u8]) -> Vec<(String, Vec<u8>)> {
     }
 }
 
-/// Parses a complete head out of `bytes`, or returns `None` if more bytes are needed.
-pub(super) fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
+/// Parses a complete head out of `bytes`, or returns `None` if more bytes are needed. The
+/// head's target and header values are slices of `bytes`.
+pub(super) fn parse_head(bytes: &Bytes) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let head_len = match parsed.parse(bytes) {
@@ -106,21 +114,17 @@ pub(super) fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usiz
     let malformed = |what: &str| HeadError::Malformed(what.to_owned());
     // httparse accepts a bare LF as a line end; HTTP/1.1 wants CRLF, and a proxy in front
     // of this server may split lines differently than we would (request smuggling).
-    let bare_line_feed = bytes[..head_len]
-        .iter()
-        .enumerate()
-        .any(|(at, &byte)| byte == b'\n' && (at == 0 || bytes[at - 1] != b'\r'));
+    let bare_line_feed =
+        memchr::memchr_iter(b'\n', &bytes[..head_len]).any(|at| at == 0 || bytes[at - 1] != b'\r');
     if bare_line_feed {
         return Err(malformed("a line ends in a bare LF instead of CRLF"));
     }
     let mut head = http::Request::new(());
     *head.method_mut() = http::Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
         .map_err(|_| malformed("bad method"))?;
-    *head.uri_mut() = parsed
-        .path
-        .unwrap_or("")
-        .parse()
-        .map_err(|_| malformed("bad request target"))?;
+    *head.uri_mut() =
+        http::Uri::from_maybe_shared(bytes.slice_ref(parsed.path.unwrap_or("").as_bytes()))
+            .map_err(|_| malformed("bad request target"))?;
     *head.version_mut() = match parsed.version {
         Some(0) => http::Version::HTTP_10,
         _ => http::Version::HTTP_11,
@@ -130,8 +134,8 @@ pub(super) fn parse_head(bytes: &[u8]) -> Result<Option<(http::Request<()>, usiz
     for header in parsed.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| malformed("bad header name"))?;
-        let value =
-            HeaderValue::from_bytes(header.value).map_err(|_| malformed("bad header value"))?;
+        let value = HeaderValue::from_maybe_shared(bytes.slice_ref(header.value))
+            .map_err(|_| malformed("bad header value"))?;
         header_map.append(name, value);
     }
     Ok(Some((head, head_len)))
@@ -142,7 +146,7 @@ mod tests {
     use super::*;
 
     fn parse(bytes: &[u8]) -> Result<Option<(http::Request<()>, usize)>, HeadError> {
-        parse_head(bytes)
+        parse_head(&Bytes::copy_from_slice(bytes))
     }
 
     #[test]
@@ -154,6 +158,32 @@ mod tests {
         assert_eq!(head.uri().path(), "/room");
         assert_eq!(head.version(), http::Version::HTTP_11);
         assert_eq!(head.headers().get_all("x-two").iter().count(), 2);
+    }
+
+    /// Each piece is read before the next is written, so the head is parsed partial first.
+    #[tokio::test]
+    async fn a_head_read_in_pieces_is_put_together_and_what_follows_it_kept() {
+        use futures_util::FutureExt;
+        use tokio::io::AsyncWriteExt;
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let mut reading = Box::pin(read_request(&mut server));
+        for piece in [
+            &b"GET /a?b=c HTTP/1.1\r\nHo"[..],
+            b"st: x\r\nX-One: 1\r\n",
+            b"\r",
+        ] {
+            client.write_all(piece).await.unwrap();
+            assert!(
+                (&mut reading).now_or_never().is_none(),
+                "{piece:?}: not yet whole"
+            );
+        }
+        client.write_all(b"\n\x81\x00").await.unwrap();
+        let request = reading.await.unwrap();
+        assert_eq!(request.head.uri(), "/a?b=c");
+        assert_eq!(request.head.headers()["host"], "x");
+        assert_eq!(request.head.headers()["x-one"], "1");
+        assert_eq!(request.tail, b"\x81\x00");
     }
 
     #[test]

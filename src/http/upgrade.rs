@@ -110,9 +110,9 @@ fn values_agree(head: &http::Request<()>, name: &http::HeaderName) -> bool {
         .headers()
         .get_all(name)
         .iter()
-        .map(|value| value.as_bytes().trim_ascii().to_ascii_lowercase());
+        .map(|value| value.as_bytes().trim_ascii());
     match values.next() {
-        Some(first) => values.all(|value| value == first),
+        Some(first) => values.all(|value| value.eq_ignore_ascii_case(first)),
         None => true,
     }
 }

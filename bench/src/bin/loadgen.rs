@@ -86,6 +86,10 @@ struct Args {
     /// counting then (bench/instructions.sh zeroes callgrind's counters).
     #[arg(long, value_name = "PATH")]
     mark_start: Option<std::path::PathBuf>,
+    /// Idle mode: create this file once every connection is open, so that a script can stop
+    /// counting the handshakes then (bench/instructions.sh handshake).
+    #[arg(long, value_name = "PATH")]
+    mark_opened: Option<std::path::PathBuf>,
     /// Echo and pipelined modes: run the load in this many worker processes, each with its
     /// share of the connections, so that one process's core does not cap it. This process
     /// coordinates: it starts the workers' measured windows together, reads the server's
@@ -473,6 +477,9 @@ async fn run(args: Arc<Args>) -> String {
             let cpu_before = args.server_pid.and_then(wsecho_bench::cpu_time);
             let (streams, took) = open_all(&args, args.connections).await;
             let cpu_after = args.server_pid.and_then(wsecho_bench::cpu_time);
+            if let Some(path) = &args.mark_opened {
+                let _ = std::fs::write(path, "");
+            }
             // Let the server settle (tasks parked, buffers freed) before reading its memory.
             tokio::time::sleep(Duration::from_secs(1)).await;
             let rss_after = args.server_pid.and_then(wsecho_bench::rss);
