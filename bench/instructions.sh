@@ -31,6 +31,15 @@ esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# wait_for_mark FILE LOADGEN_PID: waits until the load generator creates FILE; fails if it
+# exits first.
+wait_for_mark() {
+  while [ ! -e "$1" ]; do
+    kill -0 "$2" 2>/dev/null || { echo "the load generator failed" >&2; exit 1; }
+    sleep 0.02
+  done
+}
+
 # measure NAME LOADGEN_FLAGS -- SERVER COMMAND...
 measure() {
   local name=$1 extra=$2
@@ -43,10 +52,7 @@ measure() {
   target/release/loadgen --addr "$addr" "${load[@]}" $extra --warmup 1 --duration 6 \
     --mark-start "$work/$name.measuring" >"$work/$name.json" &
   local loadgen=$!
-  while [ ! -e "$work/$name.measuring" ]; do
-    kill -0 "$loadgen" 2>/dev/null || { echo "the load generator failed" >&2; exit 1; }
-    sleep 0.02
-  done
+  wait_for_mark "$work/$name.measuring" "$loadgen"
   callgrind_control --zero "$pid" >/dev/null 2>&1
   wait "$loadgen"
   callgrind_control --dump "$pid" >/dev/null 2>&1
@@ -79,10 +85,7 @@ measure_handshakes() {
   target/release/loadgen --addr "$addr" "${load[@]}" --mark-opened "$work/$name.opened" \
     >"$work/$name.json" &
   local loadgen=$!
-  while [ ! -e "$work/$name.opened" ]; do
-    kill -0 "$loadgen" 2>/dev/null || { echo "the load generator failed" >&2; exit 1; }
-    sleep 0.02
-  done
+  wait_for_mark "$work/$name.opened" "$loadgen"
   callgrind_control --dump "$pid" >/dev/null 2>&1
   wait "$loadgen"
   kill "$pid" 2>/dev/null || true
