@@ -64,8 +64,11 @@ pub(crate) async fn read_request(
             return Err(HeadError::Closed);
         }
         // Frozen, so that the parsed head's target and header values can share these bytes
-        // rather than each being copied into an allocation of its own.
-        let received = buffer.split().freeze();
+        // rather than each being copied into an allocation of its own. Taken whole (not
+        // `split`, which would leave `buffer` sharing the allocation), so that a head still
+        // partial goes back to `buffer` without a copy: a client sending its head a byte at a
+        // time must not make every read copy all that came before.
+        let received = std::mem::take(&mut buffer).freeze();
         let Some((head, head_len)) = parse_head(&received)? else {
             buffer = received
                 .try_into_mut()
