@@ -76,6 +76,13 @@ struct Args {
     /// connections than one address has ports.
     #[arg(long, default_value_t = 1)]
     sources: u8,
+    /// Take the source addresses from 127.B.0.1 on instead: a run that is given a block of
+    /// its own meets none of the TIME_WAIT sockets that earlier runs left on theirs. With
+    /// tens of thousands of those on one address, finding a free port slows each connect
+    /// down until handshakes run at a tenth of their rate (bench/run.sh gives every run
+    /// a new block).
+    #[arg(long, value_name = "B", default_value_t = 0)]
+    source_block: u8,
     /// Handshakes in progress at once while opening connections.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -286,9 +293,10 @@ impl Connection {
 }
 
 async fn connect(args: &Args, index: usize) -> std::io::Result<Connection> {
-    let source = Ipv4Addr::new(127, 0, 0, 1 + (index % args.sources.max(1) as usize) as u8);
+    let host = 1 + (index % args.sources.max(1) as usize) as u8;
+    let source = Ipv4Addr::new(127, args.source_block, 0, host);
     let socket = TcpSocket::new_v4()?;
-    if args.sources > 1 {
+    if args.sources > 1 || args.source_block != 0 {
         socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     }
     let stream = socket.connect(args.addr).await?;
@@ -595,6 +603,7 @@ fn coordinate(args: &Args) -> String {
             .args(["--warmup", &args.warmup.to_string()])
             .args(["--path", &args.path])
             .args(["--sources", &args.sources.to_string()])
+            .args(["--source-block", &args.source_block.to_string()])
             .args(["--concurrency", &args.concurrency.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
