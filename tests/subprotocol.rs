@@ -38,8 +38,9 @@ async fn negotiate(addr: SocketAddr, offer: &str) -> (u16, Option<String>) {
     let status = head[9..12].parse().unwrap();
     let chosen = head
         .lines()
-        .find_map(|line| line.strip_prefix("sec-websocket-protocol: "))
-        .map(str::to_owned);
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .map(|(_, value)| value.trim().to_owned());
     (status, chosen)
 }
 

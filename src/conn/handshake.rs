@@ -148,10 +148,9 @@ async fn answer_or_upgrade(
         }
     };
     let response = match http::route(&request.head, &state.config) {
-        Route::Upgrade(response, scenario) => {
-            let protocol = header::SEC_WEBSOCKET_PROTOCOL;
-            if let Some(offer) = request.head.headers().get(&protocol)
-                && !response.headers().contains_key(&protocol)
+        Route::Upgrade(accepted, scenario) => {
+            if let Some(offer) = request.head.headers().get(header::SEC_WEBSOCKET_PROTOCOL)
+                && accepted.subprotocol().is_none()
             {
                 info!(
                     peer:% = peer;
@@ -162,8 +161,8 @@ async fn answer_or_upgrade(
             let inspect = scenario
                 .as_ref()
                 .filter(|scenario| scenario.inspect)
-                .map(|_| inspect::describe(&request, peer, stream, Some(&response)));
-            return match http::send_upgrade(stream, &response).await {
+                .map(|_| inspect::describe(&request, peer, stream, Some(&accepted)));
+            return match http::send_upgrade(stream, &accepted).await {
                 Ok(()) => {
                     state.metrics.http_answer(101);
                     let scenario = scenario.filter(|scenario| scenario.shapes_the_session());

@@ -19,7 +19,7 @@ pub(super) fn describe(
     request: &http::Request,
     peer: SocketAddr,
     stream: &ClientStream,
-    upgrade: Option<&http_types::Response<()>>,
+    upgrade: Option<&http::Accepted>,
 ) -> String {
     let head = &request.head;
     let cross_site = is_cross_site(head);
@@ -38,11 +38,6 @@ pub(super) fn describe(
         Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
     };
-    let chosen = |name: header::HeaderName| {
-        upgrade
-            .and_then(|response| response.headers().get(name))
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-    };
     let mut description = json!({
         "wsecho": "inspect",
         "method": head.method().as_str(),
@@ -51,8 +46,9 @@ pub(super) fn describe(
         "http_version": version,
         "headers": headers,
         "peer": { "address": peer.ip().to_canonical().to_string(), "port": peer.port() },
-        "subprotocol": chosen(header::SEC_WEBSOCKET_PROTOCOL),
-        "extensions": chosen(header::SEC_WEBSOCKET_EXTENSIONS),
+        "subprotocol": upgrade.and_then(http::Accepted::subprotocol),
+        // No extension is ever accepted; the field says so rather than leave it out.
+        "extensions": Value::Null,
         "tls": Value::Null,
     });
     if let ClientStream::Tls(tls) = stream {

@@ -4,10 +4,8 @@
 //! tungstenite's own `accept` can only answer "101" or an error (tokio-tungstenite issue 134),
 //! so the head is read here first, with `httparse` (which tungstenite itself uses). Plain
 //! requests get the page, the health check, the statistics or a proper error status. An
-//! upgrade request is validated and answered with tungstenite's own handshake functions
-//! (`create_response`, which checks the method, version, headers and key and derives the
-//! accept key, and `write_response`); the handshake logic is tungstenite's, and this module
-//! only decides who gets it.
+//! upgrade request is checked here (RFC 6455 §4.2.1, and what a strict server refuses) and
+//! answered with a 101 around tungstenite's `derive_accept_key` (see `upgrade`).
 //!
 //! It depends on the configuration and the client's stream alone: what needs the server's
 //! live state (the statistics, the health check) is named by the route and filled in by the
@@ -15,11 +13,13 @@
 //!
 //! - `request`: reading and parsing the head, within size limits.
 //! - `route`: what a head gets, from the path and the method.
-//! - `upgrade`: whether an upgrade request is well formed and allowed.
+//! - `upgrade`: whether an upgrade request is well formed and allowed, and its 101.
+//! - `origin`: which pages may open a WebSocket.
 //! - `response`: the plain answers and writing them out.
 //! - `subprotocol`: which offered subprotocol the server speaks.
 
 mod framing;
+mod origin;
 mod request;
 mod response;
 mod route;
@@ -29,6 +29,7 @@ mod upgrade;
 pub(crate) use request::{HeadError, Request, header_lines, read_request};
 pub(crate) use response::{Response, answer, send_upgrade};
 pub(crate) use route::{Route, route};
+pub(crate) use upgrade::Accepted;
 
 /// The browser client, served at `/`. Embedded so the binary works from any directory.
 pub const CLIENT_HTML: &str = include_str!("../../client.html");

@@ -5,10 +5,10 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::server::write_response;
 use tokio_tungstenite::tungstenite::http;
 
 use super::HeadError;
+use super::upgrade::Accepted;
 use crate::wire::ClientStream;
 
 /// How long a refused client gets to read its answer before the socket is closed. Closing a
@@ -21,6 +21,7 @@ const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1 << 20;
 
 /// A complete plain-HTTP response.
+#[derive(Debug)]
 pub(crate) struct Response {
     /// The status line's code.
     pub status: http::StatusCode,
@@ -149,13 +150,8 @@ impl Response {
 }
 
 /// Sends the 101 that completes a WebSocket handshake.
-pub(crate) async fn send_upgrade(
-    stream: &mut ClientStream,
-    response: &http::Response<()>,
-) -> io::Result<()> {
-    let mut bytes = Vec::with_capacity(160);
-    write_response(&mut bytes, response).map_err(io::Error::other)?;
-    stream.write_all(&bytes).await
+pub(crate) async fn send_upgrade(stream: &mut ClientStream, accepted: &Accepted) -> io::Result<()> {
+    stream.write_all(&accepted.head()).await
 }
 
 /// Sends `response`, then closes the connection gently (see [`LINGER`]).

@@ -6,16 +6,16 @@ use std::borrow::Cow;
 use tokio_tungstenite::tungstenite::http;
 
 use super::framing::check_framing;
-use super::upgrade::{route_upgrade, wants_websocket};
+use super::upgrade::{Accepted, route_upgrade, wants_websocket};
 use super::{CLIENT_HTML, Response};
 use crate::config::{Config, Mode};
 use crate::scenario::{self, Scenario};
 
 /// What to do with a connection whose request head has been read.
 pub(crate) enum Route {
-    /// A valid WebSocket upgrade: send this 101 response and speak WebSocket, doing what the
-    /// client asked for in its query string (see `scenario`), if anything.
-    Upgrade(http::Response<()>, Option<Box<Scenario>>),
+    /// A valid WebSocket upgrade: send this 101 and speak WebSocket, doing what the client
+    /// asked for in its query string (see `scenario`), if anything.
+    Upgrade(Accepted, Option<Box<Scenario>>),
     /// `GET /inspect`: the caller, which sees the connection, describes the request.
     Inspect,
     /// `GET /stats`: the caller, which sees the server's state, builds the answer.
@@ -70,7 +70,7 @@ pub(crate) fn route(head: &http::Request<()>, config: &Config) -> Route {
                     ..
                 })),
             ) => Route::Answer(refused_on_request(status)),
-            (Ok(response), Ok(scenario)) => Route::Upgrade(response, scenario.map(Box::new)),
+            (Ok(accepted), Ok(scenario)) => Route::Upgrade(accepted, scenario.map(Box::new)),
         };
     }
     // Any method but these is refused before the path is looked at: 405 everywhere.
