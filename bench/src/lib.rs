@@ -79,6 +79,20 @@ pub fn cpu_time(pid: u32) -> Option<CpuTime> {
     })
 }
 
+/// The CPU time all of a process's threads now running have used, to the nanosecond (the
+/// scheduler's own count, /proc/PID/task/*/schedstat): `cpu_time` counts in clock ticks of
+/// 10 ms, which over the third of a second that 10,000 handshakes take is a 4% step. A
+/// thread that has ended is no longer counted, so this is for short windows in which the
+/// server starts and ends none.
+pub fn cpu_time_exact(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
 /// Resident memory of a process, in bytes.
 pub fn rss(pid: u32) -> Option<u64> {
     memory_status(pid, "VmRSS:")

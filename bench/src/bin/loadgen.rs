@@ -482,9 +482,9 @@ async fn run(args: Arc<Args>) -> String {
     match args.mode {
         Mode::Idle => {
             let rss_before = args.server_pid.and_then(wsecho_bench::rss);
-            let cpu_before = args.server_pid.and_then(wsecho_bench::cpu_time);
+            let cpu_before = args.server_pid.and_then(wsecho_bench::cpu_time_exact);
             let (streams, took) = open_all(&args, args.connections).await;
-            let cpu_after = args.server_pid.and_then(wsecho_bench::cpu_time);
+            let cpu_after = args.server_pid.and_then(wsecho_bench::cpu_time_exact);
             if let Some(path) = &args.mark_opened {
                 let _ = std::fs::write(path, "");
             }
@@ -499,7 +499,7 @@ async fn run(args: Arc<Args>) -> String {
             };
             let handshake_cpu_us = match (cpu_before, cpu_after) {
                 (Some(before), Some(after)) => {
-                    after.since(before).total().as_secs_f64() * 1e6 / streams.len() as f64
+                    after.saturating_sub(before).as_secs_f64() * 1e6 / streams.len() as f64
                 }
                 _ => f64::NAN,
             };
