@@ -163,3 +163,32 @@ async fn a_message_sent_with_the_upgrade_request_is_answered_before_the_connecti
     assert_eq!(answer, (0x2, b"late".to_vec()));
     server.shut_down().await;
 }
+
+/// A new raw connection parks before it ever has a WebSocket made for it; shutdown still
+/// reaches it with a 1001.
+#[tokio::test]
+async fn a_connection_parked_since_its_upgrade_is_told_of_shutdown() {
+    let mut server = raw_server().await;
+    let mut stream = parked_raw_connection(&server).await;
+    server.begin_shutdown();
+    let (opcode, payload) = read_server_frame(&mut stream).await.expect("a close frame");
+    assert_eq!(opcode, 0x8);
+    assert_eq!(payload[..2], 1001u16.to_be_bytes());
+    write(&mut stream, &frame(0x8, &1001u16.to_be_bytes(), MASK)).await;
+    server.shut_down().await;
+}
+
+/// ... and the keepalive clock wakes it: the ping comes when the interval is up.
+#[tokio::test]
+async fn a_connection_parked_since_its_upgrade_is_pinged() {
+    let server = TestServer::start(Config {
+        mode: Mode::Raw,
+        ping_interval: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let mut stream = parked_raw_connection(&server).await;
+    let (opcode, _) = read_server_frame(&mut stream).await.expect("a ping");
+    assert_eq!(opcode, 0x9, "the keepalive ping");
+    server.shut_down().await;
+}

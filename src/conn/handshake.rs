@@ -15,7 +15,7 @@ use crate::http::{self, Route};
 use crate::observe::escape::Escaped;
 use crate::scenario::Scenario;
 use crate::sync::shutdown::Shutdown;
-use crate::wire::{ClientStream, Socket};
+use crate::wire::{ClientStream, Upgraded};
 
 /// What the client asked for in its request's target: the path (in broadcast mode, the
 /// room) and the options in its query string.
@@ -31,21 +31,21 @@ pub(super) struct Target {
 }
 
 /// An accepted upgrade, as `answer_or_upgrade` hands it on.
-struct Upgraded {
+struct AcceptedRequest {
     request: http::Request,
     scenario: Option<Box<Scenario>>,
     inspect: Option<String>,
 }
 
 /// Within the handshake timeout (TLS included), either answers plain HTTP (`None`) or
-/// upgrades, returning the WebSocket and the request path. A client too slow to finish its
+/// upgrades, returning the upgraded connection and the request path. A client too slow to finish its
 /// request gets `408`.
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     state: &ServerState,
     shutdown: &mut Shutdown,
-) -> Option<(Box<Socket>, Target)> {
+) -> Option<(Upgraded, Target)> {
     let limit = state.config.handshake_timeout;
     let started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
@@ -61,9 +61,9 @@ pub(crate) async fn run(
         },
         _ = shutdown.recv() => return None,
     };
-    let upgraded = tokio::select! {
+    let accepted = tokio::select! {
         outcome = timeout_at(deadline, answer_or_upgrade(&mut stream, peer, state)) => match outcome {
-            Ok(Some(upgraded)) => upgraded,
+            Ok(Some(accepted)) => accepted,
             Ok(None) => return None,
             Err(_) => {
                 debug!(peer:% = peer; "peer {peer}: no complete request within {limit:?}; answering 408");
@@ -75,20 +75,19 @@ pub(crate) async fn run(
         _ = shutdown.recv() => return None,
     };
     state.metrics.handshake_took(started.elapsed());
-    let uri = upgraded.request.head.uri();
+    let uri = accepted.request.head.uri();
     let target = Target {
         path: uri.path().to_owned(),
         history_notice: crate::scenario::query_flag(uri.query(), "history_notice"),
-        scenario: upgraded.scenario,
-        inspect: upgraded.inspect,
+        scenario: accepted.scenario,
+        inspect: accepted.inspect,
     };
-    let socket = Box::new(Socket::new(
+    let upgraded = Upgraded {
         stream,
-        upgraded.request.tail,
-        state.websocket_config,
-        state.budget.account_for(state.config.mode),
-    ));
-    Some((socket, target))
+        tail: accepted.request.tail,
+        account: state.budget.account_for(state.config.mode),
+    };
+    Some((upgraded, target))
 }
 
 /// The TLS handshake, when the server speaks TLS. A client that sends something other than
@@ -135,7 +134,7 @@ async fn answer_or_upgrade(
     stream: &mut ClientStream,
     peer: SocketAddr,
     state: &ServerState,
-) -> Option<Upgraded> {
+) -> Option<AcceptedRequest> {
     let request = match http::read_request(stream).await {
         Ok(request) => request,
         Err(error) => {
@@ -166,7 +165,7 @@ async fn answer_or_upgrade(
                 Ok(()) => {
                     state.metrics.http_answer(101);
                     let scenario = scenario.filter(|scenario| scenario.shapes_the_session());
-                    Some(Upgraded {
+                    Some(AcceptedRequest {
                         request,
                         scenario,
                         inspect,

@@ -23,7 +23,8 @@ use crate::config::Mode;
 use crate::observe::escape::Escaped;
 use crate::session::end::End;
 use crate::session::finish::finish;
-use crate::session::{Session, broadcast, parking, scenario};
+use crate::session::parking::{self, Start};
+use crate::session::{Session, broadcast, scenario};
 use crate::sync::shutdown::Shutdown;
 use crate::wire::Socket;
 use handshake::Target;
@@ -54,12 +55,12 @@ pub(crate) fn serve<Slot: Send + 'static>(
         let (mut socket, end) = match opened {
             Opened::Http => return,
             Opened::Ended(socket, end) => (socket, end),
-            Opened::Echo(socket) => {
+            Opened::Echo(start) => {
                 let welcome = state.welcome.as_ref();
                 let (config, metrics) = (&state.config, &state.metrics);
                 let websocket = &state.websocket_config;
                 let shutdown = &mut shutdown;
-                parking::serve(socket, peer, config, websocket, metrics, welcome, shutdown).await
+                parking::serve(start, peer, config, websocket, metrics, welcome, shutdown).await
             }
         };
         let (metrics, close_timeout) = (&state.metrics, state.config.close_timeout);
@@ -76,7 +77,7 @@ enum Opened {
     /// A session that has ended: closed with this.
     Ended(Box<Socket>, End),
     /// An echo or raw session, settled into answering messages: `parking` takes over.
-    Echo(Box<Socket>),
+    Echo(Start),
 }
 
 /// The handshake and the session up to the point where an echo or raw session settles into
@@ -88,7 +89,7 @@ async fn open(
     state: &ServerState,
     shutdown: &mut Shutdown,
 ) -> Opened {
-    let Some((mut socket, target)) = Box::pin(handshake::run(stream, peer, state, shutdown)).await
+    let Some((upgraded, target)) = Box::pin(handshake::run(stream, peer, state, shutdown)).await
     else {
         return Opened::Http;
     };
@@ -101,6 +102,18 @@ async fn open(
     let shown = Escaped(&path);
     info!(peer:% = peer, path:% = shown; "peer {peer} connected to {shown}");
     state.metrics.websocket_open.increment(1);
+    let echoes_at_once =
+        inspect.is_none() && scenario.is_none() && state.config.mode != Mode::Broadcast;
+    // With nothing to send first, a new echo connection waits for its client: parked
+    // straight away, it never has a `WebSocket` made for it until the client speaks.
+    let upgraded = match echoes_at_once && state.welcome.is_none() {
+        true => match upgraded.park() {
+            Ok(parked) => return Opened::Echo(Start::Parked(parked)),
+            Err(upgraded) => upgraded,
+        },
+        false => upgraded,
+    };
+    let mut socket = upgraded.into_socket(state.websocket_config);
     let mut session = Session::new(&mut socket, peer, &state.config, &state.metrics);
     let welcome = &state.welcome;
     let end = match inspect {
@@ -126,7 +139,7 @@ async fn open(
     };
     session.flush_metrics();
     match ended {
-        Ok(()) => Opened::Echo(socket),
+        Ok(()) => Opened::Echo(Start::Socket(socket)),
         Err(end) => Opened::Ended(socket, end),
     }
 }

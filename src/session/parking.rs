@@ -7,8 +7,9 @@
 //! that future ends, its box is freed, the socket parks (`wire::socket::park`: no
 //! tungstenite state at all), and the connection waits in the small state below for the
 //! client to send something, for the keepalive clock, or for shutdown. Any of them starts a
-//! fresh echo loop over the resumed socket. `docs/performance.md` has what a parked
-//! connection costs.
+//! fresh echo loop over the resumed socket. A new connection with nothing to send first
+//! starts parked (`Start::Parked`): its `WebSocket` is first made when the client speaks.
+//! `docs/performance.md` has what a parked connection costs.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -36,6 +37,14 @@ enum Woken {
     Shutdown,
 }
 
+/// How an echo or raw session begins: over a socket that something has gone through (the
+/// welcome is still to be sent, or the client spoke with its request), or parked, before
+/// its `WebSocket` was ever made (`conn` parks a new connection with nothing to send).
+pub(crate) enum Start {
+    Socket(Box<Socket>),
+    Parked(Box<ParkedSocket>),
+}
+
 /// Sends the welcome (when given one), then answers every message until the session ends,
 /// parking the connection whenever it goes quiet. Returns the socket, for the close, and
 /// why the session ended.
@@ -48,7 +57,7 @@ enum Woken {
     reason = "an `async fn` keeps a second copy of its arguments"
 )]
 pub(crate) fn serve<'a>(
-    mut socket: Box<Socket>,
+    start: Start,
     peer: SocketAddr,
     config: &'a Config,
     websocket: &'a WebSocketConfig,
@@ -58,7 +67,18 @@ pub(crate) fn serve<'a>(
 ) -> impl Future<Output = (Box<Socket>, End)> + 'a {
     async move {
         let mut keepalive = Keepalive::new(config.ping_interval, config.ping_timeout);
-        let mut fresh = true;
+        let (mut socket, mut fresh) = match start {
+            Start::Socket(socket) => (socket, true),
+            Start::Parked(parked) => {
+                // Out of its box first: moved out in place, the emptied box would be freed
+                // only at the end of this arm, after the wait.
+                let parked = unboxed(parked);
+                match wait_parked(parked, &keepalive, websocket, metrics, shutdown).await {
+                    (socket, Woken::Resume) => (socket, false),
+                    (socket, Woken::Shutdown) => return (socket, End::Shutdown),
+                }
+            }
+        };
         loop {
             // A new connection with no welcome to send has nothing to do until its client
             // speaks: it parks at once, without running the echo loop for nothing.
@@ -86,17 +106,42 @@ pub(crate) fn serve<'a>(
                     continue;
                 }
             };
-            metrics.parked.increment(1);
-            let woken = {
-                let mut timer = pin!(sleep_until(keepalive.deadline()));
-                poll_fn(|context| wake_reason(&parked, timer.as_mut(), shutdown, context)).await
-            };
-            metrics.parked.decrement(1);
-            socket = parked.resume(*websocket);
-            if let Woken::Shutdown = woken {
-                return (socket, End::Shutdown);
+            match wait_parked(parked, &keepalive, websocket, metrics, shutdown).await {
+                (resumed, Woken::Resume) => socket = resumed,
+                (resumed, Woken::Shutdown) => return (resumed, End::Shutdown),
             }
         }
+    }
+}
+
+/// The value out of `boxed`, the box freed now.
+#[expect(clippy::boxed_local, reason = "taking the box is what frees it here")]
+fn unboxed<T>(boxed: Box<T>) -> T {
+    *boxed
+}
+
+/// Waits, parked, for the client, the keepalive deadline or shutdown; then the connection
+/// is a `Socket` again (with `config`), to say why it woke. This is the state an idle
+/// connection spends its life in, so it is an `async` block, for the same reason as `serve`.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps a second copy of its arguments"
+)]
+fn wait_parked<'a>(
+    parked: ParkedSocket,
+    keepalive: &'a Keepalive,
+    config: &'a WebSocketConfig,
+    metrics: &'a Metrics,
+    shutdown: &'a mut Shutdown,
+) -> impl Future<Output = (Box<Socket>, Woken)> + 'a {
+    async move {
+        metrics.parked.increment(1);
+        let woken = {
+            let mut timer = pin!(sleep_until(keepalive.deadline()));
+            poll_fn(|context| wake_reason(&parked, timer.as_mut(), shutdown, context)).await
+        };
+        metrics.parked.decrement(1);
+        (parked.resume(*config), woken)
     }
 }
 

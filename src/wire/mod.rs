@@ -15,5 +15,5 @@ mod stream;
 mod task_stream;
 pub(crate) mod tls;
 
-pub(crate) use socket::{ParkedSocket, Socket, websocket_config};
+pub(crate) use socket::{ParkedSocket, Socket, Upgraded, websocket_config};
 pub(crate) use stream::ClientStream;

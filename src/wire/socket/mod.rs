@@ -29,7 +29,7 @@ mod read_size;
 mod release;
 mod settings;
 
-pub(crate) use park::ParkedSocket;
+pub(crate) use park::{ParkedSocket, Upgraded};
 use settings::TLS_WRITE_LIMIT;
 pub(crate) use settings::websocket_config;
 

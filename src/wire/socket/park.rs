@@ -25,6 +25,34 @@ pub(crate) struct ParkedSocket {
     account: Account,
 }
 
+/// A connection just upgraded, before its `WebSocket` is made: the stream, what the client
+/// sent after its request head, and the connection's account.
+pub(crate) struct Upgraded {
+    pub stream: ClientStream,
+    pub tail: Vec<u8>,
+    pub account: Account,
+}
+
+impl Upgraded {
+    /// The connection as a `Socket`, speaking WebSocket with `config`.
+    pub(crate) fn into_socket(self, config: WebSocketConfig) -> Box<Socket> {
+        Box::new(Socket::new(self.stream, self.tail, config, self.account))
+    }
+
+    /// Parks a connection that nothing has gone through yet (plain TCP, nothing sent after
+    /// the request head) without making its `WebSocket` at all: a fresh one would hold
+    /// nothing and be dropped at once (`Socket::is_unused`). Gives it back otherwise.
+    pub(crate) fn park(self) -> Result<Box<ParkedSocket>, Self> {
+        if !self.tail.is_empty() || !matches!(self.stream, ClientStream::Plain(_)) {
+            return Err(self);
+        }
+        Ok(Box::new(ParkedSocket {
+            stream: self.stream,
+            account: self.account,
+        }))
+    }
+}
+
 impl Socket {
     /// Whether this connection can ever park: plain TCP only (see the module's comment).
     pub(crate) fn can_park(&self) -> bool {
