@@ -49,17 +49,11 @@ pub(crate) async fn run(
     let limit = state.config.handshake_timeout;
     let started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
-    let mut stream = tokio::select! {
-        secured = timeout_at(deadline, secure(stream, peer, state)) => match secured {
-            Ok(Some(stream)) => stream,
-            Ok(None) => return None,
-            Err(_) => {
-                debug!(peer:% = peer; "peer {peer}: no TLS handshake within {limit:?}");
-                state.metrics.tls_handshake_failures.increment(1);
-                return None;
-            }
-        },
-        _ = shutdown.recv() => return None,
+    // Boxed, and only over TLS: rustls's handshake state would otherwise be built and moved
+    // with every plain connection's handshake too.
+    let mut stream = match &state.tls {
+        None => ClientStream::Plain(stream),
+        Some(_) => Box::pin(secure_within(stream, peer, state, deadline, shutdown)).await?,
     };
     let accepted = tokio::select! {
         outcome = timeout_at(deadline, answer_or_upgrade(&mut stream, peer, state)) => match outcome {
@@ -88,6 +82,28 @@ pub(crate) async fn run(
         account: state.budget.account_for(state.config.mode),
     };
     Some((upgraded, target))
+}
+
+/// The TLS handshake by `deadline`, unless the server shuts down first.
+async fn secure_within(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: &ServerState,
+    deadline: tokio::time::Instant,
+    shutdown: &mut Shutdown,
+) -> Option<ClientStream> {
+    tokio::select! {
+        secured = timeout_at(deadline, secure(stream, peer, state)) => match secured {
+            Ok(secured) => secured,
+            Err(_) => {
+                let limit = state.config.handshake_timeout;
+                debug!(peer:% = peer; "peer {peer}: no TLS handshake within {limit:?}");
+                state.metrics.tls_handshake_failures.increment(1);
+                None
+            }
+        },
+        _ = shutdown.recv() => None,
+    }
 }
 
 /// The TLS handshake, when the server speaks TLS. A client that sends something other than
