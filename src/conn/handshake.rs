@@ -164,8 +164,8 @@ async fn answer_or_upgrade(
     };
     let response = match http::route(&request.head, &state.config) {
         Route::Upgrade(accepted, scenario) => {
-            if let Some(offer) = request.head.headers().get(header::SEC_WEBSOCKET_PROTOCOL)
-                && accepted.subprotocol().is_none()
+            if accepted.declined_offer()
+                && let Some(offer) = request.head.headers().get(header::SEC_WEBSOCKET_PROTOCOL)
             {
                 info!(
                     peer:% = peer;

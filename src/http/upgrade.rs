@@ -34,12 +34,19 @@ pub(crate) struct Accepted {
     accept_key: String,
     /// The subprotocol chosen from the client's offer, if any.
     subprotocol: Option<Box<str>>,
+    /// The client offered subprotocols and none was chosen.
+    declined_offer: bool,
 }
 
 impl Accepted {
     /// The subprotocol the 101 names, if any.
     pub(crate) fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// Whether the client offered subprotocols, none of which the server speaks.
+    pub(crate) fn declined_offer(&self) -> bool {
+        self.declined_offer
     }
 
     /// The 101's head, as sent. No extension is ever accepted, so none is named.
@@ -98,6 +105,7 @@ pub(super) fn route_upgrade(
     let subprotocol = subprotocol::choose(&offered, &config.subprotocols).map(Box::from);
     Ok(Accepted {
         accept_key: derive_accept_key(key),
+        declined_offer: subprotocol.is_none() && !offered.is_empty(),
         subprotocol,
     })
 }
@@ -108,20 +116,13 @@ pub(super) fn route_upgrade(
 /// differently (repeated headers that disagree, a body on an upgrade).
 fn check_upgrade_headers(head: &http::Request<()>) -> Result<Option<&[u8]>, Response> {
     let bad = |why| Err(Response::bad_request(why));
+    // Host: `framing` has refused an HTTP/1.1 request without one, and `route_upgrade` any
+    // older request.
     let headers = head.headers();
-    if !headers.contains_key(http::header::HOST) {
-        return bad("a WebSocket upgrade needs a Host header");
-    }
-    if !values_agree(head, &http::header::UPGRADE) {
+    let Ok(upgrade) = agreed_value(head, &http::header::UPGRADE) else {
         return bad("Upgrade headers that disagree");
-    }
-    let upgrade = headers.get(http::header::UPGRADE);
-    if !upgrade.is_some_and(|value| {
-        value
-            .as_bytes()
-            .trim_ascii()
-            .eq_ignore_ascii_case(b"websocket")
-    }) {
+    };
+    if !upgrade.is_some_and(|value| value.eq_ignore_ascii_case(b"websocket")) {
         return bad("a WebSocket upgrade needs Upgrade: websocket and nothing else there");
     }
     let connection_upgrade = headers
@@ -142,13 +143,10 @@ fn check_upgrade_headers(head: &http::Request<()>) -> Result<Option<&[u8]>, Resp
     if !body_length_is_zero {
         return bad("a WebSocket upgrade has no body, so no non-zero Content-Length");
     }
-    if !values_agree(head, &http::header::SEC_WEBSOCKET_VERSION) {
+    let Ok(version) = agreed_value(head, &http::header::SEC_WEBSOCKET_VERSION) else {
         return bad("Sec-WebSocket-Version headers that disagree");
-    }
-    let speaks_13 = headers
-        .get(http::header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|version| version.as_bytes().trim_ascii() == b"13");
-    if !speaks_13 {
+    };
+    if version != Some(b"13") {
         return Ok(None);
     }
     let mut keys = headers.get_all(http::header::SEC_WEBSOCKET_KEY).iter();
@@ -174,16 +172,21 @@ fn is_valid_key(key: &[u8]) -> bool {
             .is_ok_and(|length| length == 16)
 }
 
-/// Whether every line of header `name` says the same (letter case and spaces aside).
-fn values_agree(head: &http::Request<()>, name: &http::HeaderName) -> bool {
+/// What every line of header `name` says (letter case and spaces aside): `None` without
+/// one, `Err` when two lines disagree.
+fn agreed_value<'a>(
+    head: &'a http::Request<()>,
+    name: &http::HeaderName,
+) -> Result<Option<&'a [u8]>, ()> {
     let mut values = head
         .headers()
         .get_all(name)
         .iter()
         .map(|value| value.as_bytes().trim_ascii());
-    match values.next() {
-        Some(first) => values.all(|value| value.eq_ignore_ascii_case(first)),
-        None => true,
+    let first = values.next();
+    match first {
+        Some(first) if !values.all(|value| value.eq_ignore_ascii_case(first)) => Err(()),
+        _ => Ok(first),
     }
 }
 
@@ -243,6 +246,23 @@ mod tests {
             text.ends_with("xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"),
             "{text}"
         );
+        assert!(!accepted.declined_offer());
+    }
+
+    #[test]
+    fn an_offer_of_nothing_the_server_speaks_is_declined_and_no_offer_is_not() {
+        let config = Config {
+            subprotocols: vec!["chat".into()],
+            ..Config::default()
+        };
+        let head = sample(|headers| headers.push(("Sec-WebSocket-Protocol", "superchat")));
+        let declined = route_upgrade(&head, &config).unwrap();
+        assert!(declined.declined_offer());
+        assert_eq!(declined.subprotocol(), None);
+        let head = String::from_utf8(declined.head()).unwrap();
+        assert!(!head.contains("Sec-WebSocket-Protocol"), "{head}");
+        let no_offer = route_upgrade(&sample(|_| {}), &config).unwrap();
+        assert!(!no_offer.declined_offer());
     }
 
     #[test]
