@@ -38,8 +38,8 @@ struct AcceptedRequest {
 }
 
 /// Within the handshake timeout (TLS included), either answers plain HTTP (`None`) or
-/// upgrades, returning the upgraded connection and the request path. A client too slow to finish its
-/// request gets `408`.
+/// upgrades, returning the upgraded connection and the request path. A client too slow to
+/// finish its request gets `408`.
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
