@@ -26,7 +26,7 @@ use crate::session::finish::finish;
 use crate::session::parking::{self, Start};
 use crate::session::{Session, broadcast, scenario};
 use crate::sync::shutdown::Shutdown;
-use crate::wire::Socket;
+use crate::wire::{ParkedSocket, Socket, Upgraded};
 use handshake::Target;
 use state::ServerState;
 
@@ -51,9 +51,25 @@ pub(crate) fn serve<Slot: Send + 'static>(
     slot: Slot,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let opened = Box::pin(open(stream, peer, &state, &mut shutdown)).await;
+        // A block of its own: the target is borrowed here, and a borrowed local would
+        // otherwise keep its place in the task's future, parked or not, until the task ends.
+        let opened = {
+            let Some((upgraded, target)) =
+                Box::pin(handshake::run(stream, peer, &state, &mut shutdown)).await
+            else {
+                return;
+            };
+            let shown = Escaped(&target.path);
+            info!(peer:% = peer, path:% = shown; "peer {peer} connected to {shown}");
+            state.metrics.websocket_open.increment(1);
+            match park_at_once(upgraded, &target, &state) {
+                Ok(parked) => Opened::Echo(Start::Parked(parked)),
+                Err(upgraded) => {
+                    Box::pin(open(upgraded, target, peer, &state, &mut shutdown)).await
+                }
+            }
+        };
         let (mut socket, end) = match opened {
-            Opened::Http => return,
             Opened::Ended(socket, end) => (socket, end),
             Opened::Echo(start) => {
                 let welcome = state.welcome.as_ref();
@@ -72,47 +88,47 @@ pub(crate) fn serve<Slot: Send + 'static>(
 
 /// How a connection's opening phase ended.
 enum Opened {
-    /// Answered as plain HTTP, or gone before the upgrade.
-    Http,
     /// A session that has ended: closed with this.
     Ended(Box<Socket>, End),
     /// An echo or raw session, settled into answering messages: `parking` takes over.
     Echo(Start),
 }
 
-/// The handshake and the session up to the point where an echo or raw session settles into
-/// answering messages: the handshake described (`?inspect`), and the whole of a broadcast
-/// or scenario session.
+/// A new echo or raw connection with nothing to send first (no welcome, no `?inspect`, no
+/// scenario) waits for its client: parked straight away, it never has a `WebSocket` made
+/// for it until the client speaks, and its session starts without `open`. Any other
+/// connection is given back, for `open`.
+fn park_at_once(
+    upgraded: Upgraded,
+    target: &Target,
+    state: &ServerState,
+) -> Result<Box<ParkedSocket>, Upgraded> {
+    let echoes_at_once = target.inspect.is_none()
+        && target.scenario.is_none()
+        && state.config.mode != Mode::Broadcast
+        && state.welcome.is_none();
+    match echoes_at_once {
+        true => upgraded.park(),
+        false => Err(upgraded),
+    }
+}
+
+/// The session of an upgraded connection up to the point where an echo or raw session
+/// settles into answering messages: the handshake described (`?inspect`), and the whole of
+/// a broadcast or scenario session.
 async fn open(
-    stream: TcpStream,
+    upgraded: Upgraded,
+    target: Target,
     peer: SocketAddr,
     state: &ServerState,
     shutdown: &mut Shutdown,
 ) -> Opened {
-    let Some((upgraded, target)) = Box::pin(handshake::run(stream, peer, state, shutdown)).await
-    else {
-        return Opened::Http;
-    };
     let Target {
         path,
         history_notice,
         scenario,
         inspect,
     } = target;
-    let shown = Escaped(&path);
-    info!(peer:% = peer, path:% = shown; "peer {peer} connected to {shown}");
-    state.metrics.websocket_open.increment(1);
-    let echoes_at_once =
-        inspect.is_none() && scenario.is_none() && state.config.mode != Mode::Broadcast;
-    // With nothing to send first, a new echo connection waits for its client: parked
-    // straight away, it never has a `WebSocket` made for it until the client speaks.
-    let upgraded = match echoes_at_once && state.welcome.is_none() {
-        true => match upgraded.park() {
-            Ok(parked) => return Opened::Echo(Start::Parked(parked)),
-            Err(upgraded) => upgraded,
-        },
-        false => upgraded,
-    };
     let mut socket = upgraded.into_socket(state.websocket_config);
     let mut session = Session::new(&mut socket, peer, &state.config, &state.metrics);
     let welcome = &state.welcome;
