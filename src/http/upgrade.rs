@@ -232,14 +232,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_101_names_the_subprotocol_chosen() {
+    /// The sample upgrade offering `offer`, to a server that speaks `chat`.
+    fn upgrade_offering(offer: &'static str) -> Result<Accepted, Response> {
         let config = Config {
             subprotocols: vec!["chat".into()],
             ..Config::default()
         };
-        let head = sample(|headers| headers.push(("Sec-WebSocket-Protocol", "superchat, chat")));
-        let accepted = route_upgrade(&head, &config).unwrap();
+        route_upgrade(
+            &sample(|headers| headers.push(("Sec-WebSocket-Protocol", offer))),
+            &config,
+        )
+    }
+
+    #[test]
+    fn the_101_names_the_subprotocol_chosen() {
+        let accepted = upgrade_offering("superchat, chat").unwrap();
         assert_eq!(accepted.subprotocol(), Some("chat"));
         let text = String::from_utf8(accepted.head()).unwrap();
         assert!(
@@ -251,17 +258,12 @@ mod tests {
 
     #[test]
     fn an_offer_of_nothing_the_server_speaks_is_declined_and_no_offer_is_not() {
-        let config = Config {
-            subprotocols: vec!["chat".into()],
-            ..Config::default()
-        };
-        let head = sample(|headers| headers.push(("Sec-WebSocket-Protocol", "superchat")));
-        let declined = route_upgrade(&head, &config).unwrap();
+        let declined = upgrade_offering("superchat").unwrap();
         assert!(declined.declined_offer());
         assert_eq!(declined.subprotocol(), None);
         let head = String::from_utf8(declined.head()).unwrap();
         assert!(!head.contains("Sec-WebSocket-Protocol"), "{head}");
-        let no_offer = route_upgrade(&sample(|_| {}), &config).unwrap();
+        let no_offer = route_upgrade(&sample(|_| {}), &Config::default()).unwrap();
         assert!(!no_offer.declined_offer());
     }
 
