@@ -4,10 +4,11 @@
 //!
 //! tungstenite's `create_response` makes the same checks of method, version and headers,
 //! but answers with an `http::Response` built header by header (a header map, a copy of
-//! each value) that is then formatted line by line: a fifth of a handshake's instructions
-//! went there (docs/performance.md, Handshakes). tungstenite also offers the handshake in
-//! pieces, for servers that answer the upgrade themselves: its `derive_accept_key` is the
-//! accept key, and the 101 here is written in one piece around it.
+//! each value) that is then formatted line by line, work a handshake does not need
+//! (docs/performance.md, Handshakes, has what it cost). tungstenite also offers the
+//! handshake in pieces, for servers that answer the upgrade themselves: its
+//! `derive_accept_key` is the accept key, and the 101 here is written in one piece around
+//! it.
 
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::http;
