@@ -37,9 +37,10 @@ enum Woken {
     Shutdown,
 }
 
-/// How an echo or raw session begins: over a socket that something has gone through (the
-/// welcome is still to be sent, or the client spoke with its request), or parked, before
-/// its `WebSocket` was ever made (`conn` parks a new connection with nothing to send).
+/// How an echo or raw session begins: over a socket (a welcome to send, a client that spoke
+/// with its request, a handshake described for `?inspect`, or TLS, which never parks), or
+/// parked, before its `WebSocket` was ever made (`conn` parks a new plain connection with
+/// nothing to send).
 pub(crate) enum Start {
     Socket(Box<Socket>),
     Parked(Box<ParkedSocket>),
@@ -80,8 +81,9 @@ pub(crate) fn serve<'a>(
             }
         };
         loop {
-            // A new connection with no welcome to send has nothing to do until its client
-            // speaks: it parks at once, without running the echo loop for nothing.
+            // A socket that nothing has been read from, with no welcome to send (after
+            // `?inspect`, say), has nothing to do until its client speaks: it parks at once,
+            // without running the echo loop for nothing.
             let nothing_to_do = fresh && welcome.is_none() && socket.is_unused();
             if !nothing_to_do {
                 let (outcome, kept) = Box::pin(async {
